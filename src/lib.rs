@@ -1,4 +1,5 @@
 //! flashpolicyd: a Flash socket policy server.
 pub mod error;
 pub mod policy;
+pub mod request;
 pub use error::{Error, Result};

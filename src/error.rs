@@ -102,7 +102,12 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(msg) => f.write_str(msg),
             Error::PolicyRead { path, source } => {
-                write!(f, "cannot read policy file {}: {}", path.display(), describe_io(source))
+                write!(
+                    f,
+                    "cannot read policy file {}: {}",
+                    path.display(),
+                    describe_io(source)
+                )
             }
             Error::Policy {
                 origin,

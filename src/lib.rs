@@ -1,5 +1,29 @@
 //! flashpolicyd: a Flash socket policy server.
+//!
+//! Flash Player will not open a socket to a host until it has fetched a *socket
+//! policy*: it connects to port 843, sends `<policy-file-request/>` and one NUL, and
+//! expects a `<cross-domain-policy>` document ending in one NUL, after which the server
+//! closes. This crate answers that request from a fixed pool of blocking workers: an
+//! accept thread per listener hands each socket to a worker, which matches the request
+//! incrementally under one deadline for the whole connection, sends the policy bytes
+//! (built once at start) in one write, and closes cleanly.
+//!
+//! Log-level policy: `error` = the daemon cannot do its job; `warn` = an operator
+//! should look (permissive or dubious policy, refused reload, shed connections, out of
+//! descriptors); `info` = start, stop, counters; `debug` = one line per connection;
+//! `trace` = the bytes received.
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
 pub mod error;
+pub mod logging;
+pub mod pidfile;
 pub mod policy;
 pub mod request;
+pub mod server;
+pub mod stats;
+pub mod sys;
+
 pub use error::{Error, Result};

@@ -337,6 +337,30 @@ impl Policy {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+
+    /// One line for the start-up log and `--check-config`: the source, the size served
+    /// and the digest.
+    pub fn describe(&self) -> String {
+        let origin = match &self.source {
+            Source::File(p) => format!("from {}", p.display()),
+            Source::Allow(given) => format!("generated from --allow {}", given.join(" --allow ")),
+            Source::Default => "embedded default (allow all)".to_string(),
+        };
+        format!(
+            "{origin}: {} bytes served, sha256 {}",
+            self.bytes.len(),
+            self.digest
+        )
+    }
+
+    /// A warning as an operator reads it: `path:line: message` for a file.
+    pub fn locate(&self, d: &Diagnostic) -> String {
+        match (&self.source, d.line) {
+            (Source::File(p), 0) => format!("{}: {}", p.display(), d.message),
+            (Source::File(p), line) => format!("{}:{line}: {}", p.display(), d.message),
+            _ => d.message.clone(),
+        }
+    }
 }
 
 impl Report {

@@ -1,0 +1,485 @@
+//! The command line of `flashpolicyd`: getopts options, usage text, and
+//! [`parse`], which turns arguments into a validated [`Config`]. Every error names the
+//! flag and the bad value.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use getopts::{Matches, Options};
+
+use crate::config::{self, Config, PolicySource, Verbosity};
+use crate::error::{Error, Result};
+use crate::policy::AllowSpec;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Serve (or, with `--check-config`, validate) with this configuration.
+    Run(Config),
+    /// Print this usage text to stdout and exit 0.
+    Help(String),
+    /// Print the version to stdout and exit 0.
+    Version(String),
+}
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt(
+        "p",
+        "port",
+        "port to listen on (default 843; 0 = any free port)",
+        "PORT",
+    );
+    o.optmulti(
+        "b",
+        "bind",
+        "address to listen on, IPv4 or IPv6 literal; repeatable (default: every IPv4 and IPv6 address)",
+        "ADDR",
+    );
+    o.optopt(
+        "f",
+        "file",
+        "serve this crossdomain.xml policy file",
+        "PATH",
+    );
+    o.optmulti(
+        "a",
+        "allow",
+        "generate the policy: allow DOMAIN to connect to PORTS (default *); repeatable",
+        "DOMAIN[:PORTS]",
+    );
+    o.optopt(
+        "t",
+        "timeout",
+        "deadline for a whole connection, in seconds, decimals allowed (default 3)",
+        "SECS",
+    );
+    o.optopt("w", "workers", "worker threads (default 16)", "N");
+    o.optopt(
+        "",
+        "max-pending",
+        "connections that may wait for a worker before new ones are closed (default 1024)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "log-file",
+        "append log lines to this file instead of stderr",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "pid-file",
+        "write the daemon's pid to this file while it runs",
+        "PATH",
+    );
+    o.optflag(
+        "",
+        "check-config",
+        "validate the policy, print a summary (stderr) and the exact bytes served (stdout), exit",
+    );
+    o.optflagmulti(
+        "v",
+        "verbose",
+        "log each connection (-vv: and its bytes); RUST_LOG wins",
+    );
+    o.optflag("q", "quiet", "log only warnings and errors; RUST_LOG wins");
+    o.optflag("h", "help", "print this help and exit");
+    o.optflag("V", "version", "print the version and exit");
+    o
+}
+
+/// The usage text printed by `--help`.
+pub fn usage() -> String {
+    let brief = "Usage: flashpolicyd [options]\n\n\
+        Serves a Flash socket policy to every client that sends <policy-file-request/>.\n\
+        With neither --file nor --allow it serves an allow-all policy.";
+    let mut text = options().usage(brief);
+    text.push_str(
+        "\nExit status: 0 clean stop, 1 run-time failure, 2 usage or configuration error.\n\
+         Signals: SIGINT, SIGTERM and SIGHUP stop it cleanly (SIGHUP is ignored under nohup).\n",
+    );
+    text
+}
+
+/// Parses the arguments (without the program name) into a [`Command`].
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag and the value at fault.
+pub fn parse(args: &[String]) -> Result<Command> {
+    let m = options()
+        .parse(args)
+        .map_err(|e| Error::Usage(getopts_message(&e)))?;
+    if m.opt_present("h") {
+        return Ok(Command::Help(usage()));
+    }
+    if m.opt_present("V") {
+        return Ok(Command::Version(format!(
+            "flashpolicyd {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(Error::Usage(format!(
+            "unexpected argument \"{extra}\" (flashpolicyd takes only options; see --help)"
+        )));
+    }
+    Ok(Command::Run(config_from(&m)?))
+}
+
+fn config_from(m: &Matches) -> Result<Config> {
+    let mut c = Config::default();
+    if let Some(v) = m.opt_str("p") {
+        c.port = parse_port("--port", &v, true)?;
+    }
+    for v in m.opt_strs("b") {
+        c.binds.push(parse_ip("--bind", &v)?);
+    }
+    c.binds.dedup();
+    let allows = m.opt_strs("a");
+    c.policy = match (m.opt_str("f"), allows.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::Usage(
+                "--file and --allow cannot be used together: give one policy source".into(),
+            ))
+        }
+        (Some(path), true) if path.is_empty() => {
+            return Err(Error::Usage("invalid --file \"\": must be a path".into()))
+        }
+        (Some(path), true) => PolicySource::File(PathBuf::from(path)),
+        (None, false) => {
+            let mut specs = Vec::with_capacity(allows.len());
+            for v in &allows {
+                specs.push(
+                    AllowSpec::parse(v)
+                        .map_err(|why| Error::Usage(format!("invalid --allow \"{v}\": {why}")))?,
+                );
+            }
+            PolicySource::Allow(specs, allows)
+        }
+        (None, true) => PolicySource::Default,
+    };
+    if let Some(v) = m.opt_str("t") {
+        c.timeout = parse_seconds("--timeout", &v, config::MAX_TIMEOUT)?;
+    }
+    if let Some(v) = m.opt_str("w") {
+        c.workers = parse_count("--workers", &v, config::MAX_WORKERS)?;
+    }
+    if let Some(v) = m.opt_str("max-pending") {
+        c.max_pending = parse_count("--max-pending", &v, config::MAX_MAX_PENDING)?;
+    }
+    c.log_file = path_opt(m, "log-file")?;
+    c.pid_file = path_opt(m, "pid-file")?;
+    c.check_config = m.opt_present("check-config");
+    c.verbosity = match (m.opt_count("v"), m.opt_present("q")) {
+        (0, false) => Verbosity::Normal,
+        (0, true) => Verbosity::Quiet,
+        (_, true) => return Err(Error::Usage("-v and -q cannot be used together".into())),
+        (1, false) => Verbosity::Debug,
+        (_, false) => Verbosity::Trace,
+    };
+    Ok(c)
+}
+
+fn path_opt(m: &Matches, name: &str) -> Result<Option<PathBuf>> {
+    match m.opt_str(name) {
+        Some(v) if v.is_empty() => Err(Error::Usage(format!(
+            "invalid --{name} \"\": must be a path"
+        ))),
+        Some(v) => Ok(Some(PathBuf::from(v))),
+        None => Ok(None),
+    }
+}
+
+fn getopts_message(e: &getopts::Fail) -> String {
+    use getopts::Fail;
+    match e {
+        Fail::ArgumentMissing(f) => format!("{} needs a value (see --help)", dashed(f)),
+        Fail::UnrecognizedOption(f) => format!("unknown option {} (see --help)", dashed(f)),
+        Fail::OptionMissing(f) => format!("{} is required", dashed(f)),
+        Fail::OptionDuplicated(f) => format!("{} given more than once", dashed(f)),
+        Fail::UnexpectedArgument(f) => format!("{} takes no value", dashed(f)),
+    }
+}
+
+fn dashed(flag: &str) -> String {
+    if flag.starts_with('-') {
+        flag.to_string()
+    } else if flag.chars().count() == 1 {
+        format!("-{flag}")
+    } else {
+        format!("--{flag}")
+    }
+}
+
+/// Parses a TCP port for `flag`; `allow_zero` admits 0 ("any free port").
+///
+/// # Errors
+///
+/// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
+pub fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
+    let low = if allow_zero { 0 } else { 1 };
+    match value.trim().parse::<u32>() {
+        Ok(p) if p >= low && p <= 65535 => Ok(p as u16),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be {low}-65535"
+        ))),
+    }
+}
+
+/// Parses an IPv4 or IPv6 literal (brackets allowed around IPv6).
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    bare.parse::<IpAddr>().map_err(|_| {
+        Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be an IPv4 or IPv6 address such as 0.0.0.0 or ::"
+        ))
+    })
+}
+
+/// Parses a whole number from 1 to `max`.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag and the range.
+pub fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be a whole number from 1 to {max}"
+        ))),
+    }
+}
+
+/// Parses seconds written as digits with an optional decimal part (`3`, `0.5`); must be
+/// more than zero and at most `max`.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration> {
+    let bad = || {
+        Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, more than 0 and at most {}",
+            max.as_secs()
+        ))
+    };
+    let v = value.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 9 {
+        return Err(bad());
+    }
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    // Nanoseconds from at most 9 fractional digits; finer digits are ignored.
+    let mut nanos: u32 = 0;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    let d = Duration::new(whole, nanos);
+    if d.is_zero() || d > max {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(list: &[&str]) -> Result<Config> {
+        match parse(&args(list))? {
+            Command::Run(c) => Ok(c),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    fn usage_err(list: &[&str]) -> String {
+        match parse(&args(list)) {
+            Err(Error::Usage(m)) => m,
+            other => panic!("expected a usage error for {list:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.port, 843);
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert!(c.binds.is_empty());
+        assert_eq!(c.policy, PolicySource::Default);
+        assert_eq!(c.verbosity, Verbosity::Normal);
+    }
+
+    #[test]
+    fn every_flag() {
+        let c = run(&[
+            "-p",
+            "8843",
+            "-b",
+            "127.0.0.1",
+            "--bind",
+            "::1",
+            "-t",
+            "0.5",
+            "-w",
+            "4",
+            "--max-pending",
+            "10",
+            "--log-file",
+            "/tmp/x.log",
+            "--pid-file",
+            "/tmp/x.pid",
+            "--check-config",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 8843);
+        assert_eq!(
+            c.binds,
+            vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.max_pending, 10);
+        assert_eq!(c.log_file, Some(PathBuf::from("/tmp/x.log")));
+        assert_eq!(c.pid_file, Some(PathBuf::from("/tmp/x.pid")));
+        assert!(c.check_config);
+        assert_eq!(c.verbosity, Verbosity::Trace);
+        assert_eq!(run(&["-q"]).unwrap().verbosity, Verbosity::Quiet);
+        assert_eq!(run(&["-v"]).unwrap().verbosity, Verbosity::Debug);
+        assert_eq!(run(&["-p", "0"]).unwrap().port, 0);
+        assert_eq!(
+            run(&["-b", "[::]"]).unwrap().binds,
+            vec!["::".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn policy_sources() {
+        match run(&["-f", "/etc/crossdomain.xml"]).unwrap().policy {
+            PolicySource::File(p) => assert_eq!(p, PathBuf::from("/etc/crossdomain.xml")),
+            other => panic!("{other:?}"),
+        }
+        match run(&["-a", "*.example.com:80", "--allow", "*"])
+            .unwrap()
+            .policy
+        {
+            PolicySource::Allow(specs, given) => {
+                assert_eq!(specs.len(), 2);
+                assert_eq!(given, vec!["*.example.com:80", "*"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(usage_err(&["-f", "x", "-a", "*"]).contains("--file and --allow"));
+        assert!(usage_err(&["-a", "bad domain!:80"])
+            .starts_with("invalid --allow \"bad domain!:80\": "));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert_eq!(
+            usage_err(&["-p", "70000"]),
+            "invalid --port \"70000\": must be 0-65535"
+        );
+        assert!(usage_err(&["-p", "abc"]).starts_with("invalid --port \"abc\""));
+        assert!(usage_err(&["-p", "-1"]).starts_with("invalid --port \"-1\""));
+        for t in [
+            "0", "-1", "abc", "", ".", "1.2.3", "1e3", "inf", "NaN", "3601",
+        ] {
+            assert!(
+                usage_err(&["-t", t]).starts_with(&format!("invalid --timeout \"{t}\"")),
+                "{t}"
+            );
+        }
+        assert!(usage_err(&["-w", "0"]).starts_with("invalid --workers \"0\""));
+        assert!(usage_err(&["-w", "4097"]).starts_with("invalid --workers"));
+        assert!(usage_err(&["--max-pending", "x"]).starts_with("invalid --max-pending"));
+        assert!(usage_err(&["-b", "not-an-ip"]).starts_with("invalid --bind \"not-an-ip\""));
+        assert!(usage_err(&["--log-file", ""]).starts_with("invalid --log-file"));
+        assert_eq!(usage_err(&["-p"]), "-p needs a value (see --help)");
+        assert_eq!(usage_err(&["--port"]), "--port needs a value (see --help)");
+        assert!(usage_err(&["--bogus"]).contains("unknown option --bogus"));
+        assert!(usage_err(&["-p", "1", "-p", "2"]).contains("more than once"));
+        assert!(usage_err(&["stray"]).contains("unexpected argument \"stray\""));
+        assert!(usage_err(&["-v", "-q"]).contains("-v and -q"));
+    }
+
+    #[test]
+    fn seconds() {
+        let max = Duration::from_secs(3600);
+        assert_eq!(
+            parse_seconds("-t", "3", max).unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            parse_seconds("-t", "0.25", max).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_seconds("-t", ".5", max).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_seconds("-t", "2.", max).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(parse_seconds("-t", "3600", max).unwrap(), max);
+        assert_eq!(
+            parse_seconds("-t", "0.0000000019", max).unwrap(),
+            Duration::from_nanos(1)
+        );
+        assert!(parse_seconds("-t", "0.0000000001", max).is_err());
+        assert!(parse_seconds("-t", "99999999999999999999", max).is_err());
+    }
+
+    #[test]
+    fn help_and_version() {
+        match parse(&args(&["-h"])).unwrap() {
+            Command::Help(t) => {
+                for flag in [
+                    "--port",
+                    "--bind",
+                    "--file",
+                    "--allow",
+                    "--timeout",
+                    "--workers",
+                    "--max-pending",
+                    "--log-file",
+                    "--pid-file",
+                    "--check-config",
+                    "--verbose",
+                    "--quiet",
+                    "--help",
+                    "--version",
+                ] {
+                    assert!(t.contains(flag), "help lacks {flag}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse(&args(&["-V"])).unwrap(), Command::Version(v) if v.starts_with("flashpolicyd "))
+        );
+    }
+}

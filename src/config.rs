@@ -1,0 +1,89 @@
+//! The plain `Config` that every other module reads, and the defaults as named
+//! constants. Built by `cli.rs`; the core never sees getopts.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::AllowSpec;
+
+/// Port Flash Player asks first for a socket policy.
+pub const DEFAULT_PORT: u16 = 843;
+/// Whole-connection deadline: Flash gives up on port 843 after about 3 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest `--timeout` accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Worker threads in the pool.
+pub const DEFAULT_WORKERS: usize = 16;
+/// Most workers accepted by `--workers`.
+pub const MAX_WORKERS: usize = 4096;
+/// Connections that may wait for a free worker before new ones are shed.
+pub const DEFAULT_MAX_PENDING: usize = 1024;
+/// Most `--max-pending` accepted.
+pub const MAX_MAX_PENDING: usize = 1_000_000;
+
+/// Where the served policy comes from: exactly one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// `-f, --file PATH`.
+    File(PathBuf),
+    /// `-a, --allow`, repeatable: the parsed specs and the values as typed.
+    Allow(Vec<AllowSpec>, Vec<String>),
+    /// Neither: the embedded allow-all default.
+    Default,
+}
+
+/// How much to log when `RUST_LOG` is not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// `-q`: warnings and errors.
+    Quiet,
+    /// Default: info and above.
+    Normal,
+    /// `-v`: one line per connection.
+    Debug,
+    /// `-vv`: bytes too.
+    Trace,
+}
+
+/// Everything the daemon needs to run, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses to listen on (`-b`); empty means every IPv4 and IPv6 address.
+    pub binds: Vec<IpAddr>,
+    /// Port for every listener (`-p`); 0 lets the OS choose.
+    pub port: u16,
+    /// The policy source.
+    pub policy: PolicySource,
+    /// Deadline for a whole connection (`-t`).
+    pub timeout: Duration,
+    /// Worker threads (`-w`).
+    pub workers: usize,
+    /// Accepted connections allowed to wait for a worker (`--max-pending`).
+    pub max_pending: usize,
+    /// Append log lines here instead of stderr (`--log-file`).
+    pub log_file: Option<PathBuf>,
+    /// Write our pid here while running (`--pid-file`).
+    pub pid_file: Option<PathBuf>,
+    /// Validate, print a summary and the served bytes, and exit (`--check-config`).
+    pub check_config: bool,
+    /// Log level when `RUST_LOG` is not set (`-v`, `-q`).
+    pub verbosity: Verbosity,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            binds: Vec::new(),
+            port: DEFAULT_PORT,
+            policy: PolicySource::Default,
+            timeout: DEFAULT_TIMEOUT,
+            workers: DEFAULT_WORKERS,
+            max_pending: DEFAULT_MAX_PENDING,
+            log_file: None,
+            pid_file: None,
+            check_config: false,
+            verbosity: Verbosity::Normal,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Logger set-up: env_logger with our level policy (see the crate docs), an RFC 3339
+//! UTC timestamp on every line, and output to stderr or an appended `--log-file`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::LevelFilter;
+
+use crate::config::Verbosity;
+use crate::error::{Error, Result};
+
+/// The level used when `RUST_LOG` is not set.
+pub fn level_for(verbosity: Verbosity) -> LevelFilter {
+    match verbosity {
+        Verbosity::Quiet => LevelFilter::Warn,
+        Verbosity::Normal => LevelFilter::Info,
+        Verbosity::Debug => LevelFilter::Debug,
+        Verbosity::Trace => LevelFilter::Trace,
+    }
+}
+
+/// Opens `path` for appending log lines, creating it if needed.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the file.
+pub fn open_log_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open log file {}", path.display()), e))
+}
+
+/// Installs the global logger. `RUST_LOG`, when set, wins over `verbosity`. Lines go to
+/// `file` when given, else to stderr.
+///
+/// # Errors
+///
+/// [`Error::Setup`] if a logger was already installed.
+pub fn init(verbosity: Verbosity, file: Option<File>) -> Result<()> {
+    let mut b = env_logger::Builder::new();
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            b.parse_filters(&spec);
+        }
+        _ => {
+            b.filter_level(level_for(verbosity));
+        }
+    }
+    b.format(|buf, record| {
+        writeln!(
+            buf,
+            "{} {} {}",
+            timestamp(SystemTime::now()),
+            record.level(),
+            record.args()
+        )
+    });
+    match file {
+        Some(f) => b.target(env_logger::Target::Pipe(Box::new(LineFile(f)))),
+        None => b.target(env_logger::Target::Stderr),
+    };
+    b.try_init()
+        .map_err(|e| Error::Setup(format!("cannot install the logger: {e}")))
+}
+
+/// A log file written one whole line per `write` (env_logger formats each record into
+/// one buffer), so lines from several threads never interleave.
+struct LineFile(File);
+
+impl Write for LineFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (leap day) 12:34:56.789, computed by hand: 11016 days after the epoch.
+        let t = UNIX_EPOCH + Duration::from_millis(11_016 * 86_400_000 + 45_296_789);
+        assert_eq!(timestamp(t), "2000-02-29T12:34:56.789Z");
+        // 2026-11-21 is day 20778.
+        let t = UNIX_EPOCH + Duration::from_secs(20_778 * 86_400);
+        assert_eq!(timestamp(t), "2026-11-21T00:00:00.000Z");
+    }
+}

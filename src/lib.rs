@@ -15,12 +15,15 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod evaluate;
 pub mod logging;
 pub mod pidfile;
 pub mod policy;
+pub mod probe;
 pub mod request;
 pub mod server;
 pub mod stats;

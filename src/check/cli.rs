@@ -1,0 +1,394 @@
+//! The checker's command line: getopts options, usage text, and the typed [`Config`]
+//! the rest of the checker reads. Every error names the flag and the bad value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use getopts::{Fail, Options};
+
+use crate::error::{Error, Result};
+use crate::evaluate::{Question, SwfDomain};
+
+/// Port where the player looks for the master policy first.
+pub const DEFAULT_PORT: u16 = 843;
+
+/// How long the player waits for a policy, and so the default `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest `--timeout`, `--warning` or `--critical` accepted, in seconds.
+pub const MAX_SECS: f64 = 3600.0;
+
+/// Where the policy to check comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Fetch it from `host` on `port` (the master port).
+    Network {
+        /// Name or address as given by `-H`.
+        host: String,
+        /// The `-p` port.
+        port: u16,
+    },
+    /// Read it from a file, as if served from `port`.
+    File {
+        /// The `--file` path.
+        path: PathBuf,
+        /// The `-p` port the file stands for.
+        port: u16,
+    },
+}
+
+impl Source {
+    /// The master port (`-p`).
+    pub fn port(&self) -> u16 {
+        match self {
+            Source::Network { port, .. } | Source::File { port, .. } => *port,
+        }
+    }
+}
+
+/// What the checker was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the (master) policy comes from.
+    pub source: Source,
+    /// Deadline of each policy fetch.
+    pub timeout: Duration,
+    /// Reply time above which the result is WARNING.
+    pub warning: Option<Duration>,
+    /// Reply time above which the result is CRITICAL.
+    pub critical: Option<Duration>,
+    /// The allow/deny question, when `-d` and `-P` are given.
+    pub question: Option<Question>,
+    /// `-v`: print the policies and a verdict per element.
+    pub verbose: bool,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `-h`: print this text.
+    Help(String),
+    /// `-V`: print this text.
+    Version(String),
+    /// Run a check.
+    Check(Config),
+}
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt("H", "host", "host to probe (name or IP address)", "HOST");
+    o.optopt(
+        "p",
+        "port",
+        "port of the master policy (default 843)",
+        "PORT",
+    );
+    o.optopt(
+        "t",
+        "timeout",
+        "seconds to wait for each policy (default 3)",
+        "SECS",
+    );
+    o.optopt("d", "domain", "host the SWF was loaded from", "HOST");
+    o.optopt("P", "to-port", "port the SWF wants to connect to", "PORT");
+    o.optflag("", "secure", "the SWF was served over HTTPS");
+    o.optopt(
+        "",
+        "file",
+        "evaluate a local policy file (no network)",
+        "PATH",
+    );
+    o.optopt("w", "warning", "reply time for WARNING", "SECS");
+    o.optopt("c", "critical", "reply time for CRITICAL", "SECS");
+    o.optflag("v", "verbose", "print the policy and a verdict per element");
+    o.optflag("h", "help", "print this help");
+    o.optflag("V", "version", "print the version");
+    o
+}
+
+/// The `-h` text.
+pub fn usage() -> String {
+    let brief =
+        "Usage: flashpolicy-check -H HOST [-p PORT] [-t SECS] [-d DOMAIN -P PORT [--secure]]\n\
+                 \x20                        [-w SECS] [-c SECS] [-v]\n\
+       \x20      flashpolicy-check --file PATH [-p PORT] [-d DOMAIN -P PORT [--secure]] [-v]\n\n\
+       Fetches a Flash socket policy the way Flash Player does, validates it, and with\n\
+       -d and -P says whether the player would let the SWF connect, and why.\n\
+       Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin conventions).";
+    options().usage(brief)
+}
+
+fn usage_err(msg: String) -> Error {
+    Error::Usage(msg)
+}
+
+fn fail_message(f: Fail) -> String {
+    match f {
+        Fail::UnrecognizedOption(o) => format!("unknown option \"{}\"", dashed(&o)),
+        Fail::ArgumentMissing(o) => format!("missing value for {}", dashed(&o)),
+        Fail::OptionDuplicated(o) => format!("{} given more than once", dashed(&o)),
+        Fail::UnexpectedArgument(o) => format!("{} takes no value", dashed(&o)),
+        Fail::OptionMissing(o) => format!("missing {}", dashed(&o)),
+    }
+}
+
+fn dashed(name: &str) -> String {
+    if name.starts_with('-') {
+        name.to_string()
+    } else if name.chars().count() == 1 {
+        format!("-{name}")
+    } else {
+        format!("--{name}")
+    }
+}
+
+fn port(flag: &str, value: &str) -> Result<u16> {
+    match value.parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        _ => Err(usage_err(format!(
+            "invalid {flag} \"{value}\": must be 1-65535"
+        ))),
+    }
+}
+
+fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
+    let bad = || {
+        let lower = if allow_zero { "0" } else { "greater than 0" };
+        usage_err(format!(
+            "invalid {flag} \"{value}\": must be a number of seconds, {lower} to {MAX_SECS}"
+        ))
+    };
+    let secs: f64 = value.trim().parse().map_err(|_| bad())?;
+    if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !allow_zero) || secs > MAX_SECS {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses the arguments (without the program name).
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag and value at fault: unknown options, bad numbers,
+/// `-d` without `-P` (or the reverse), `--secure` without a question, `--file` with
+/// `-H`, neither `-H` nor `--file`, `-w` above `-c`.
+pub fn parse(args: &[String]) -> Result<Command> {
+    let m = options()
+        .parse(args)
+        .map_err(|f| usage_err(fail_message(f)))?;
+    if m.opt_present("h") {
+        return Ok(Command::Help(usage()));
+    }
+    if m.opt_present("V") {
+        return Ok(Command::Version(format!(
+            "flashpolicy-check (flashpolicyd) {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(usage_err(format!("unexpected argument \"{extra}\"")));
+    }
+    let master_port = match m.opt_str("p") {
+        Some(v) => port("--port", &v)?,
+        None => DEFAULT_PORT,
+    };
+    let source = match (m.opt_str("H"), m.opt_str("file")) {
+        (Some(_), Some(_)) => {
+            return Err(usage_err(
+                "--file and --host cannot be combined (--file is offline)".into(),
+            ))
+        }
+        (None, None) => return Err(usage_err("missing --host (or --file)".into())),
+        (Some(host), None) => {
+            if host.trim().is_empty() || host.contains(char::is_whitespace) {
+                return Err(usage_err(format!(
+                    "invalid --host \"{host}\": must be a host name or an IP address"
+                )));
+            }
+            Source::Network {
+                host,
+                port: master_port,
+            }
+        }
+        (None, Some(path)) => {
+            if path.is_empty() {
+                return Err(usage_err("invalid --file \"\": must be a path".into()));
+            }
+            Source::File {
+                path: PathBuf::from(path),
+                port: master_port,
+            }
+        }
+    };
+    let timeout = match m.opt_str("t") {
+        Some(v) => seconds("--timeout", &v, false)?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let warning = m
+        .opt_str("w")
+        .map(|v| seconds("--warning", &v, true))
+        .transpose()?;
+    let critical = m
+        .opt_str("c")
+        .map(|v| seconds("--critical", &v, true))
+        .transpose()?;
+    if let (Some(w), Some(c)) = (warning, critical) {
+        if w > c {
+            return Err(usage_err(format!(
+                "invalid --warning \"{}\": must not exceed --critical \"{}\"",
+                m.opt_str("w").unwrap_or_default(),
+                m.opt_str("c").unwrap_or_default()
+            )));
+        }
+    }
+    let secure = m.opt_present("secure");
+    let question = match (m.opt_str("d"), m.opt_str("P")) {
+        (Some(d), Some(p)) => Some(Question {
+            domain: SwfDomain::parse(&d)
+                .map_err(|why| usage_err(format!("invalid --domain \"{d}\": {why}")))?,
+            to_port: port("--to-port", &p)?,
+            secure,
+        }),
+        (Some(_), None) => {
+            return Err(usage_err(
+                "--domain needs --to-port (the port the SWF connects to)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(usage_err(
+                "--to-port needs --domain (the host the SWF came from)".into(),
+            ))
+        }
+        (None, None) if secure => {
+            return Err(usage_err("--secure needs --domain and --to-port".into()))
+        }
+        (None, None) => None,
+    };
+    Ok(Command::Check(Config {
+        source,
+        timeout,
+        warning,
+        critical,
+        question,
+        verbose: m.opt_present("v"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn err(args: &[&str]) -> String {
+        match p(args) {
+            Err(e) => e.to_string(),
+            Ok(c) => panic!("accepted {args:?}: {c:?}"),
+        }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match p(args) {
+            Ok(Command::Check(c)) => c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["-H", "example.com"]);
+        assert_eq!(
+            c.source,
+            Source::Network {
+                host: "example.com".into(),
+                port: 843
+            }
+        );
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(
+            (c.warning, c.critical, c.question, c.verbose),
+            (None, None, None, false)
+        );
+    }
+
+    #[test]
+    fn full_question() {
+        let c = config(&[
+            "-H",
+            "::1",
+            "-p",
+            "9843",
+            "-t",
+            "0.5",
+            "-d",
+            "A.example.com",
+            "-P",
+            "9000",
+            "--secure",
+            "-w",
+            "1",
+            "-c",
+            "2.5",
+            "-v",
+        ]);
+        assert_eq!(c.source.port(), 9843);
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(c.critical, Some(Duration::from_millis(2500)));
+        let q = c.question.unwrap();
+        assert_eq!((q.to_port, q.secure), (9000, true));
+        assert_eq!(q.domain, SwfDomain::Name("a.example.com".into()));
+        assert!(c.verbose);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert_eq!(
+            err(&["-H", "h", "-p", "70000"]),
+            "invalid --port \"70000\": must be 1-65535"
+        );
+        assert_eq!(
+            err(&["-H", "h", "-p", "0"]),
+            "invalid --port \"0\": must be 1-65535"
+        );
+        assert_eq!(
+            err(&["-H", "h", "-d", "a", "-P", "x"]),
+            "invalid --to-port \"x\": must be 1-65535"
+        );
+        assert!(err(&["-H", "h", "-t", "0"]).starts_with("invalid --timeout \"0\""));
+        assert!(err(&["-H", "h", "-t", "nan"]).starts_with("invalid --timeout \"nan\""));
+        assert!(err(&["-H", "h", "-w", "-1"]).starts_with("invalid --warning \"-1\""));
+        assert!(err(&["-H", "h", "-w", "3", "-c", "2"]).starts_with("invalid --warning \"3\""));
+        assert!(err(&["-H", "h", "-d", "a b", "-P", "1"]).starts_with("invalid --domain \"a b\""));
+    }
+
+    #[test]
+    fn combinations() {
+        assert_eq!(err(&[]), "missing --host (or --file)");
+        assert!(err(&["-H", "h", "-d", "a"]).starts_with("--domain needs --to-port"));
+        assert!(err(&["-H", "h", "-P", "1"]).starts_with("--to-port needs --domain"));
+        assert!(err(&["-H", "h", "--secure"]).starts_with("--secure needs"));
+        assert!(err(&["-H", "h", "--file", "x"]).starts_with("--file and --host"));
+        assert_eq!(err(&["-H", "h", "extra"]), "unexpected argument \"extra\"");
+        assert_eq!(err(&["-x"]), "unknown option \"-x\"");
+        assert_eq!(err(&["-H"]), "missing value for -H");
+        assert_eq!(err(&["-H", "a", "-H", "b"]), "--host given more than once");
+    }
+
+    #[test]
+    fn file_mode_and_help() {
+        let c = config(&["--file", "p.xml", "-p", "9000"]);
+        assert_eq!(
+            c.source,
+            Source::File {
+                path: "p.xml".into(),
+                port: 9000
+            }
+        );
+        assert!(matches!(p(&["-h"]), Ok(Command::Help(t)) if t.contains("--to-port")));
+        assert!(
+            matches!(p(&["-V"]), Ok(Command::Version(t)) if t.contains(env!("CARGO_PKG_VERSION")))
+        );
+    }
+}

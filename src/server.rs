@@ -312,18 +312,32 @@ fn dispatch(
     let shared = Arc::clone(shared);
     pool.execute(move || {
         shared.pending.fetch_sub(1, Ordering::SeqCst);
-        serve(&stream, peer, accepted, &shared);
+        let policy = shared.policy();
+        serve_connection(
+            &stream,
+            peer,
+            accepted + shared.timeout,
+            &policy,
+            &shared.stats,
+        );
     });
 }
 
-/// The whole life of one connection, under one deadline counted from `accepted`.
-fn serve(stream: &TcpStream, peer: SocketAddr, accepted: Instant, shared: &Shared) {
-    let deadline = accepted + shared.timeout;
-    let stats = &shared.stats;
+/// The whole life of one connection: read the request, send `policy`, close cleanly,
+/// everything before `deadline`; the outcome is logged at debug level and counted in
+/// `stats`. Used by the pool workers, and directly for a single inherited connection
+/// (inetd).
+pub fn serve_connection(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    policy: &[u8],
+    stats: &Stats,
+) {
+    let accepted = Instant::now();
     match request::read_request(&mut &*stream, deadline) {
         Outcome::Request { nul, extra } => {
-            let policy = shared.policy();
-            match send(stream, &policy, deadline) {
+            match send(stream, policy, deadline) {
                 Ok(()) => {
                     Stats::bump(&stats.served);
                     let _ = stream.shutdown(Shutdown::Write);

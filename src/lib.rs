@@ -18,6 +18,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod evaluate;
 pub mod logging;
@@ -28,5 +29,7 @@ pub mod request;
 pub mod server;
 pub mod stats;
 pub mod sys;
+#[cfg(target_os = "linux")]
+pub mod waiting;
 
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@ pub const REQUEST_TEXT: &[u8; 22] = b"<policy-file-request/>";
 
 /// Bytes read per `read` call while matching: the request and a little more, so a
 /// trailing byte that came in the same segment is seen.
-const READ_CHUNK: usize = 64;
+pub const READ_CHUNK: usize = 64;
 
 /// What the bytes seen so far amount to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,16 @@ pub fn time_left(deadline: Instant) -> Option<Duration> {
 /// Reads until the request is complete, refuted, or `deadline` passes; each read gets
 /// only the time left.
 pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome {
-    let mut matcher = Matcher::new();
+    continue_request(stream, deadline, &mut Matcher::new())
+}
+
+/// Like [`read_request`], for a connection whose first bytes `matcher` has already
+/// seen.
+pub fn continue_request<S: TimedRead>(
+    stream: &mut S,
+    deadline: Instant,
+    matcher: &mut Matcher,
+) -> Outcome {
     let mut buf = [0u8; READ_CHUNK];
     loop {
         let Some(left) = time_left(deadline) else {
@@ -166,14 +175,24 @@ pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome 
             Err(e) => return Outcome::Failed(e),
         };
         log::trace!("read {:?}", String::from_utf8_lossy(&buf[..n]));
-        match matcher.feed(&buf[..n]) {
-            Progress::NeedMore => {}
-            Progress::Complete { nul, extra } => return Outcome::Request { nul, extra },
-            Progress::Mismatch { at } => {
-                let byte = buf[at - (matcher.matched())]; // `matched` has not moved
-                return Outcome::Junk { at, byte };
-            }
+        if let Some(outcome) = step(matcher, &buf[..n]) {
+            return outcome;
         }
+    }
+}
+
+/// Feeds `data` (the bytes of one read) to `matcher`: `None` while more is needed, else
+/// the decided [`Outcome`] (`Request` or `Junk`).
+pub fn step(matcher: &mut Matcher, data: &[u8]) -> Option<Outcome> {
+    let before = matcher.matched();
+    match matcher.feed(data) {
+        Progress::NeedMore => None,
+        Progress::Complete { nul, extra } => Some(Outcome::Request { nul, extra }),
+        Progress::Mismatch { at } => Some(Outcome::Junk {
+            at,
+            // `at` counts from the start of the connection; `data` starts at `before`.
+            byte: data.get(at - before).copied().unwrap_or(0),
+        }),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Bind, accept loop (one named thread per listener), dispatch to a fixed pool of
-//! workers, the per-connection exchange, and shutdown: a flag, a wake-up of every
-//! blocked `accept()`, then `pool.join()`.
+//! workers, and shutdown: a flag, a wake-up of every blocked `accept()`, a wait for the
+//! connections in flight, then `pool.join()`. What one connection does is in `conn.rs`;
+//! on Linux, connections that must wait for their client wait in `waiting.rs`.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
@@ -13,23 +14,28 @@ use log::{debug, info, warn};
 use threadpool::ThreadPool;
 
 use crate::config::Config;
+use crate::conn::{self, Conn, InFlight, Next};
 use crate::error::{Error, Result};
-use crate::request::{self, time_left, Outcome};
 use crate::stats::{Snapshot, Stats};
 use crate::sys;
 
 /// Stack size of each worker: a worker needs a few kilobytes; small stacks keep the
 /// resident size low with many workers.
 const WORKER_STACK: usize = 128 * 1024;
-/// After the policy is sent, read and discard at most this much before closing.
-const DRAIN_MAX_BYTES: usize = 16 * 1024;
-/// ... and for at most this long (and never past the connection's deadline).
-const DRAIN_MAX_TIME: Duration = Duration::from_secs(1);
 /// Pause after `accept` fails for lack of descriptors, doubled up to the maximum.
 const FD_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const FD_BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// Waiting connections closed (oldest first) each time `accept` runs out of descriptors.
+const EVICT_ON_FD_EXHAUSTION: usize = 64;
+/// Descriptors kept out of the waiting room's share (listeners, logs, stdio, epoll...),
+/// at most half the limit.
+const RESERVED_FDS: u64 = 64;
+/// Waiting-room size when the descriptor limit is unknown.
+const DEFAULT_ROOM: usize = 4096;
 /// Rate limit of the repeated warnings of the accept loop.
 const WARN_EVERY: Duration = Duration::from_secs(1);
+/// Extra time shutdown grants beyond the connection deadline before giving up waiting.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 /// State shared by the accept threads, the workers and the [`Handle`].
 struct Shared {
@@ -39,6 +45,7 @@ struct Shared {
     pending: AtomicUsize,
     stopping: AtomicBool,
     stats: Stats,
+    flight: Arc<InFlight>,
 }
 
 impl Shared {
@@ -48,6 +55,15 @@ impl Shared {
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
+}
+
+/// What a worker job needs: the shared state, the pool to requeue to, and (Linux) the
+/// waiting room.
+struct Ctx {
+    shared: Arc<Shared>,
+    pool: ThreadPool,
+    #[cfg(target_os = "linux")]
+    parker: Option<crate::waiting::Parker>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -118,6 +134,7 @@ impl Server {
                 pending: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 stats: Stats::default(),
+                flight: Arc::new(InFlight::default()),
             }),
         }
     }
@@ -154,23 +171,40 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`Error::Setup`] if an accept thread cannot be started.
+    /// [`Error::Setup`] if a thread cannot be started.
     pub fn run(self) -> Result<Snapshot> {
         let pool = threadpool::Builder::new()
             .num_threads(self.workers)
             .thread_name("policy-worker".into())
             .thread_stack_size(WORKER_STACK)
             .build();
+        let room_size = open_files_budget();
+        for l in &self.listeners {
+            // Silent clients then stay in the kernel instead of reaching a worker.
+            if let Err(e) = sys::defer_accept(l, self.shared.timeout) {
+                debug!("TCP_DEFER_ACCEPT not set on {}: {e}", local(l));
+            }
+        }
+        #[cfg(target_os = "linux")]
+        let (ctx, room) = start_room(&self.shared, &pool, room_size)?;
+        #[cfg(not(target_os = "linux"))]
+        let ctx = {
+            let _ = room_size;
+            Arc::new(Ctx {
+                shared: Arc::clone(&self.shared),
+                pool: pool.clone(),
+            })
+        };
         let mut threads = Vec::new();
         for listener in self.listeners {
             let name = match listener.local_addr() {
                 Ok(a) => format!("accept-{a}"),
                 Err(_) => "accept".to_string(),
             };
-            let (shared, pool) = (Arc::clone(&self.shared), pool.clone());
+            let ctx = Arc::clone(&ctx);
             let t = thread::Builder::new()
                 .name(name)
-                .spawn(move || accept_loop(&listener, &shared, &pool))
+                .spawn(move || accept_loop(&listener, &ctx))
                 .map_err(|e| Error::Setup(format!("cannot start an accept thread: {e}")));
             match t {
                 Ok(t) => threads.push(t),
@@ -183,9 +217,105 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
+        let limit = self.shared.timeout + SHUTDOWN_SLACK;
+        if !self.shared.flight.wait_idle(limit) {
+            warn!(
+                "{} connections still open {limit:?} after the stop: closing them",
+                self.shared.flight.count()
+            );
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(p) = &ctx.parker {
+                p.stop();
+            }
+            if let Some(room) = room {
+                let _ = room.join();
+            }
+        }
         pool.join();
         Ok(self.shared.stats.snapshot())
     }
+}
+
+/// How many connections may wait in the waiting room: most of the descriptors we may
+/// open (after raising the soft limit to the hard one), the rest kept for accepting.
+fn open_files_budget() -> usize {
+    match sys::raise_open_files_limit() {
+        Some((old, new)) => {
+            if new > old {
+                info!("raised the open-files limit from {old} to {new}");
+            } else {
+                info!("open-files limit: {new}");
+            }
+            let reserved = RESERVED_FDS.min(new / 2);
+            usize::try_from(new.saturating_sub(reserved) * 3 / 4)
+                .unwrap_or(usize::MAX)
+                .max(1)
+        }
+        None => DEFAULT_ROOM,
+    }
+}
+
+/// Starts the waiting room thread; without it (epoll unavailable) workers fall back to
+/// blocking reads.
+#[cfg(target_os = "linux")]
+fn start_room(
+    shared: &Arc<Shared>,
+    pool: &ThreadPool,
+    size: usize,
+) -> Result<(Arc<Ctx>, Option<thread::JoinHandle<()>>)> {
+    let (parker, room) = match crate::waiting::channel(size) {
+        Ok(pair) => pair,
+        Err(e) => {
+            warn!("no waiting room ({e}): slow clients will occupy workers");
+            let ctx = Arc::new(Ctx {
+                shared: Arc::clone(shared),
+                pool: pool.clone(),
+                parker: None,
+            });
+            return Ok((ctx, None));
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        shared: Arc::clone(shared),
+        pool: pool.clone(),
+        parker: Some(parker),
+    });
+    let room_ctx = Arc::clone(&ctx);
+    let handle = thread::Builder::new()
+        .name("waiting-room".into())
+        .spawn(move || {
+            let stats = &room_ctx.shared.stats;
+            let run = room.run(stats, |conn| dispatch(&room_ctx, conn));
+            if let Err(e) = run {
+                log::error!("waiting room failed: {e}");
+            }
+        })
+        .map_err(|e| Error::Setup(format!("cannot start the waiting-room thread: {e}")))?;
+    Ok((ctx, Some(handle)))
+}
+
+/// Queues a connection for a worker.
+fn dispatch(ctx: &Arc<Ctx>, conn: Conn) {
+    let job_ctx = Arc::clone(ctx);
+    ctx.pool.execute(move || work(&job_ctx, conn));
+}
+
+/// A worker's turn with a connection.
+fn work(ctx: &Arc<Ctx>, conn: Conn) {
+    let policy = ctx.shared.policy();
+    let stats = &ctx.shared.stats;
+    #[cfg(target_os = "linux")]
+    if let Some(parker) = &ctx.parker {
+        if let Next::Wait(conn) = conn::advance(conn, &policy, stats) {
+            if let Err(conn) = parker.park(conn) {
+                conn::serve_blocking(conn, &policy, stats);
+            }
+        }
+        return;
+    }
+    conn::serve_blocking(conn, &policy, stats);
 }
 
 impl Handle {
@@ -226,7 +356,8 @@ fn no_ipv6(e: &io::Error) -> bool {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: &ThreadPool) {
+fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
+    let shared = &ctx.shared;
     let mut backoff = FD_BACKOFF_MIN;
     let mut last_warn: Option<Instant> = None;
     let mut may_warn = move || {
@@ -245,7 +376,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: &ThreadPool) 
         match accepted {
             Ok((stream, peer)) => {
                 backoff = FD_BACKOFF_MIN;
-                dispatch(stream, peer, shared, pool, &mut may_warn);
+                admit(ctx, stream, peer, &mut may_warn);
             }
             Err(e) if sys::is_resource_exhaustion(&e) => {
                 Stats::bump(&shared.stats.fd_exhausted);
@@ -255,6 +386,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: &ThreadPool) 
                         local(listener),
                         crate::error::describe_io(&e)
                     );
+                }
+                #[cfg(target_os = "linux")]
+                if let Some(p) = &ctx.parker {
+                    p.evict(EVICT_ON_FD_EXHAUSTION);
                 }
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(FD_BACKOFF_MAX);
@@ -289,14 +424,9 @@ fn transient_accept_error(e: &io::Error) -> bool {
     )
 }
 
-fn dispatch(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    pool: &ThreadPool,
-    may_warn: &mut impl FnMut() -> bool,
-) {
-    let accepted = Instant::now();
+/// Hands a fresh connection to the pool, unless `--max-pending` already wait.
+fn admit(ctx: &Arc<Ctx>, stream: TcpStream, peer: SocketAddr, may_warn: &mut impl FnMut() -> bool) {
+    let shared = &ctx.shared;
     if shared.pending.fetch_add(1, Ordering::SeqCst) >= shared.max_pending {
         shared.pending.fetch_sub(1, Ordering::SeqCst);
         Stats::bump(&shared.stats.overflow);
@@ -309,24 +439,17 @@ fn dispatch(
         debug!("{peer} overflow: closed at once");
         return; // dropping the stream closes it
     }
-    let shared = Arc::clone(shared);
-    pool.execute(move || {
-        shared.pending.fetch_sub(1, Ordering::SeqCst);
-        let policy = shared.policy();
-        serve_connection(
-            &stream,
-            peer,
-            accepted + shared.timeout,
-            &policy,
-            &shared.stats,
-        );
+    let conn = Conn::new(stream, peer, shared.timeout, Some(&shared.flight));
+    let job_ctx = Arc::clone(ctx);
+    ctx.pool.execute(move || {
+        job_ctx.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        work(&job_ctx, conn);
     });
 }
 
-/// The whole life of one connection: read the request, send `policy`, close cleanly,
-/// everything before `deadline`; the outcome is logged at debug level and counted in
-/// `stats`. Used by the pool workers, and directly for a single inherited connection
-/// (inetd).
+/// The whole life of one connection made elsewhere (inetd's socket on stdin): read the
+/// request, send `policy`, close cleanly, everything before `deadline`, with blocking
+/// reads; the outcome is logged at debug level and counted in `stats`.
 pub fn serve_connection(
     stream: &TcpStream,
     peer: SocketAddr,
@@ -334,84 +457,14 @@ pub fn serve_connection(
     policy: &[u8],
     stats: &Stats,
 ) {
-    let accepted = Instant::now();
-    match request::read_request(&mut &*stream, deadline) {
-        Outcome::Request { nul, extra } => {
-            match send(stream, policy, deadline) {
-                Ok(()) => {
-                    Stats::bump(&stats.served);
-                    let _ = stream.shutdown(Shutdown::Write);
-                    // A late NUL or stray bytes still in flight would turn close() into
-                    // a reset that can destroy the reply: read them first.
-                    if !nul || extra {
-                        drain(stream, deadline);
-                    }
-                    debug!(
-                        "{peer} served {} bytes in {:?}",
-                        policy.len(),
-                        accepted.elapsed()
-                    );
-                }
-                Err(e) if request::is_timeout(&e) => {
-                    Stats::bump(&stats.timed_out);
-                    debug!(
-                        "{peer} timed out sending the policy after {:?}",
-                        accepted.elapsed()
-                    );
-                }
-                Err(e) => {
-                    Stats::bump(&stats.io_errors);
-                    debug!("{peer} io error sending the policy: {e}");
-                }
-            }
-        }
-        Outcome::Junk { at, byte } => {
-            Stats::bump(&stats.rejected);
-            debug!(
-                "{peer} rejected: byte 0x{byte:02x} at offset {at} is not <policy-file-request/>"
-            );
-        }
-        Outcome::Closed { received } => {
-            Stats::bump(&stats.rejected);
-            debug!("{peer} rejected: closed after {received} of 22 request bytes");
-        }
-        Outcome::TimedOut { received } => {
-            Stats::bump(&stats.timed_out);
-            debug!(
-                "{peer} timed out after {:?} with {received} of 22 request bytes",
-                accepted.elapsed()
-            );
-        }
-        Outcome::Failed(e) => {
+    let stream = match stream.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
             Stats::bump(&stats.io_errors);
-            debug!("{peer} io error reading the request: {e}");
-        }
-    }
-}
-
-/// Writes the policy in one write (the kernel takes 10 kB at once), bounded by the
-/// deadline.
-fn send(mut stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
-    let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
-    stream.set_write_timeout(Some(left))?;
-    stream.write_all(policy)
-}
-
-/// Reads and discards until EOF, bounded in bytes and time.
-fn drain(mut stream: &TcpStream, deadline: Instant) {
-    let until = deadline.min(Instant::now() + DRAIN_MAX_TIME);
-    let mut buf = [0u8; 512];
-    let mut total = 0;
-    while total < DRAIN_MAX_BYTES {
-        let Some(left) = time_left(until) else { return };
-        if stream.set_read_timeout(Some(left)).is_err() {
+            debug!("{peer} io error: {e}");
             return;
         }
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+    };
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    conn::serve_blocking(Conn::new(stream, peer, timeout, None), policy, stats);
 }

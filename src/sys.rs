@@ -149,6 +149,95 @@ pub fn process_alive(_pid: u32) -> bool {
     true
 }
 
+/// Asks the kernel (Linux `TCP_DEFER_ACCEPT`) to hand us a connection only once it has
+/// data, for up to `wait`: clients that connect and send nothing never reach a worker.
+///
+/// # Errors
+///
+/// What the OS says; `Unsupported` where the option does not exist.
+#[cfg(target_os = "linux")]
+pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = wait.as_secs().clamp(1, 3600) as libc::c_int;
+    // SAFETY: `secs` is a live c_int and the length passed is its size; the fd is owned
+    // by `listener` for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `TCP_DEFER_ACCEPT` exists only on Linux.
+///
+/// # Errors
+///
+/// Always `Unsupported`.
+#[cfg(not(target_os = "linux"))]
+pub fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Raises the soft open-files limit to the hard limit. Returns `(old, new)` soft limits,
+/// or `None` where there is no such limit or it could not be read.
+#[cfg(unix)]
+pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft >= hard {
+        return Some((soft, soft));
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => Some((soft, hard)),
+        Err(_) => Some((soft, soft)),
+    }
+}
+
+/// No descriptor limit to raise outside Unix.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+    None
+}
+
+/// Reads what has already arrived, without waiting (`MSG_DONTWAIT`): `WouldBlock` when
+/// nothing has.
+///
+/// # Errors
+///
+/// What the OS says.
+#[cfg(target_os = "linux")]
+pub fn recv_now(stream: &std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    Ok(recv(stream.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?)
+}
+
+/// Writes what fits in the socket buffer now, without waiting (`MSG_DONTWAIT`).
+///
+/// # Errors
+///
+/// What the OS says.
+#[cfg(target_os = "linux")]
+pub fn send_now(stream: &std::net::TcpStream, buf: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    use std::os::fd::AsRawFd;
+    Ok(send(
+        stream.as_raw_fd(),
+        buf,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    )?)
+}
+
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {

@@ -1,0 +1,343 @@
+//! One connection's life: read the request, send the policy, close cleanly — all under
+//! one deadline. Outcomes are logged (debug) and counted here, never propagated.
+//!
+//! Two ways to run it: [`advance`] never waits for the client (Linux: what has not
+//! arrived yet is waited for in the waiting room, not in a worker), and
+//! [`serve_blocking`] waits with socket timeouts (other systems, inetd).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use log::{debug, trace};
+
+use crate::request::{self, time_left, Matcher, Outcome};
+use crate::stats::Stats;
+
+/// After the policy is sent, read and discard at most this much before closing...
+pub const LINGER_MAX_BYTES: usize = 16 * 1024;
+/// ... and for at most this long (and never past the connection's deadline).
+pub const LINGER_MAX_TIME: Duration = Duration::from_secs(1);
+
+/// Counts the connections not yet closed, so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    /// Registers one more open connection; it is counted until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> Live {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Live(Some(Arc::clone(self)))
+    }
+
+    /// Connections open now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no connection is open, at most `limit`. Returns whether that happened.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut guard = match self.lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        while self.count() > 0 {
+            let Some(left) = time_left(end) else {
+                return false;
+            };
+            guard = match self.idle.wait_timeout(guard, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// Guard of one open connection (see [`InFlight`]); `Live(None)` counts nothing.
+#[derive(Debug)]
+pub struct Live(Option<Arc<InFlight>>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            if f.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let _guard = f.lock.lock();
+                f.idle.notify_all();
+            }
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the rest of the request.
+    Request,
+    /// Policy sent and write side shut: discarding what the client still sends until it
+    /// closes, so our close is not a reset.
+    Linger {
+        /// Stop waiting at this instant.
+        until: Instant,
+        /// Bytes discarded so far.
+        bytes: usize,
+    },
+}
+
+/// An accepted connection and its state.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The client, for the logs.
+    pub peer: SocketAddr,
+    /// When we accepted it.
+    pub accepted: Instant,
+    /// When its time is up, whatever it is doing.
+    pub deadline: Instant,
+    /// The request bytes seen so far.
+    pub matcher: Matcher,
+    /// Where it is.
+    pub phase: Phase,
+    _live: Live,
+}
+
+impl Conn {
+    /// Wraps an accepted socket; `flight` (if any) counts it until it is dropped.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        timeout: Duration,
+        flight: Option<&Arc<InFlight>>,
+    ) -> Conn {
+        let accepted = Instant::now();
+        Conn {
+            stream,
+            peer,
+            accepted,
+            deadline: accepted + timeout,
+            matcher: Matcher::new(),
+            phase: Phase::Request,
+            _live: flight.map_or(Live(None), InFlight::enter),
+        }
+    }
+
+    /// The instant this connection stops being waited for in its current phase.
+    pub fn wait_until(&self) -> Instant {
+        match self.phase {
+            Phase::Request => self.deadline,
+            Phase::Linger { until, .. } => until,
+        }
+    }
+}
+
+/// What [`advance`] and [`reply`] leave to the caller.
+#[derive(Debug)]
+pub enum Next {
+    /// The connection is finished (and closed, once dropped).
+    Done,
+    /// It must wait for the client to send more: park it until it is readable.
+    Wait(Conn),
+}
+
+/// Runs a connection as far as it goes without waiting for the client: reads what has
+/// arrived, answers a complete request, rejects junk. (Linux only: uses `MSG_DONTWAIT`.)
+#[cfg(target_os = "linux")]
+pub fn advance(mut conn: Conn, policy: &[u8], stats: &Stats) -> Next {
+    let mut buf = [0u8; request::READ_CHUNK];
+    loop {
+        let n = match crate::sys::recv_now(&conn.stream, &mut buf) {
+            Ok(0) => {
+                let received = conn.matcher.matched();
+                return finish(conn, Outcome::Closed { received }, stats);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if time_left(conn.deadline).is_none() {
+                    let received = conn.matcher.matched();
+                    return finish(conn, Outcome::TimedOut { received }, stats);
+                }
+                return Next::Wait(conn);
+            }
+            Err(e) => return finish(conn, Outcome::Failed(e), stats),
+        };
+        trace!(
+            "{} read {:?}",
+            conn.peer,
+            String::from_utf8_lossy(&buf[..n])
+        );
+        match request::step(&mut conn.matcher, &buf[..n]) {
+            None => {}
+            Some(Outcome::Request { nul, extra }) => return reply(conn, nul, extra, policy, stats),
+            Some(other) => return finish(conn, other, stats),
+        }
+    }
+}
+
+/// The whole connection with blocking reads bounded by the time left: for systems
+/// without the waiting room, and for a single inherited connection (inetd).
+pub fn serve_blocking(mut conn: Conn, policy: &[u8], stats: &Stats) {
+    let deadline = conn.deadline;
+    let outcome = request::continue_request(&mut &conn.stream, deadline, &mut conn.matcher);
+    let next = match outcome {
+        Outcome::Request { nul, extra } => reply(conn, nul, extra, policy, stats),
+        other => finish(conn, other, stats),
+    };
+    if let Next::Wait(conn) = next {
+        linger_blocking(conn);
+    }
+}
+
+/// Sends the policy, then either closes (the client is done sending) or asks to
+/// linger (bytes may still be in flight: a late NUL, junk after the request).
+pub fn reply(mut conn: Conn, nul: bool, extra: bool, policy: &[u8], stats: &Stats) -> Next {
+    if let Err(e) = send_policy(&conn.stream, policy, conn.deadline) {
+        let elapsed = conn.accepted.elapsed();
+        if request::is_timeout(&e) {
+            Stats::bump(&stats.timed_out);
+            debug!(
+                "{} timed out sending the policy after {elapsed:?}",
+                conn.peer
+            );
+        } else {
+            Stats::bump(&stats.io_errors);
+            debug!("{} io error sending the policy: {e}", conn.peer);
+        }
+        return Next::Done;
+    }
+    Stats::bump(&stats.served);
+    debug!(
+        "{} served {} bytes in {:?}",
+        conn.peer,
+        policy.len(),
+        conn.accepted.elapsed()
+    );
+    if nul && !extra {
+        // Nothing unread and nothing more coming: close() sends a plain FIN.
+        return Next::Done;
+    }
+    let _ = conn.stream.shutdown(Shutdown::Write);
+    conn.phase = Phase::Linger {
+        until: conn.deadline.min(Instant::now() + LINGER_MAX_TIME),
+        bytes: 0,
+    };
+    Next::Wait(conn)
+}
+
+/// Writes the policy in one write, bounded by the deadline.
+fn send_policy(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    let sent = match crate::sys::send_now(stream, policy) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let sent = 0;
+    if sent == policy.len() {
+        return Ok(());
+    }
+    // The socket buffer was full (it holds far more than a policy on any sane host):
+    // finish with a blocking write bounded by the time left.
+    let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
+    stream.set_write_timeout(Some(left))?;
+    let mut s = stream;
+    s.write_all(&policy[sent..])
+}
+
+/// Discards what a lingering client sends, without waiting. Returns the connection if
+/// it must go on lingering.
+#[cfg(target_os = "linux")]
+pub fn linger_now(mut conn: Conn) -> Option<Conn> {
+    let Phase::Linger { until, mut bytes } = conn.phase else {
+        return None;
+    };
+    let mut buf = [0u8; 512];
+    while bytes < LINGER_MAX_BYTES {
+        match crate::sys::recv_now(&conn.stream, &mut buf) {
+            Ok(0) => return None,
+            Ok(n) => bytes += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.phase = Phase::Linger { until, bytes };
+                return time_left(until).map(|_| conn);
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Discards what a lingering client sends until it closes, bounded in bytes and time.
+pub fn linger_blocking(conn: Conn) {
+    let Phase::Linger { until, mut bytes } = conn.phase else {
+        return;
+    };
+    let mut buf = [0u8; 512];
+    let mut s = &conn.stream;
+    while bytes < LINGER_MAX_BYTES {
+        let Some(left) = time_left(until) else { return };
+        if s.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => bytes += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Counts and logs a connection that ends without a policy, and closes it.
+pub fn finish(conn: Conn, outcome: Outcome, stats: &Stats) -> Next {
+    let peer = conn.peer;
+    let elapsed = conn.accepted.elapsed();
+    match outcome {
+        Outcome::Request { .. } => {} // never passed here
+        Outcome::Junk { at, byte } => {
+            Stats::bump(&stats.rejected);
+            debug!(
+                "{peer} rejected: byte 0x{byte:02x} at offset {at} is not <policy-file-request/>"
+            );
+        }
+        Outcome::Closed { received } => {
+            Stats::bump(&stats.rejected);
+            debug!("{peer} rejected: closed after {received} of 22 request bytes");
+        }
+        Outcome::TimedOut { received } => {
+            Stats::bump(&stats.timed_out);
+            debug!("{peer} timed out after {elapsed:?} with {received} of 22 request bytes");
+        }
+        Outcome::Failed(e) => {
+            Stats::bump(&stats.io_errors);
+            debug!("{peer} io error reading the request: {e}");
+        }
+    }
+    Next::Done
+}
+
+/// Ends a connection the waiting room gives up on: its deadline passed, or room was
+/// needed for others (`evicted`).
+pub fn expire(conn: Conn, evicted: bool, stats: &Stats) {
+    if let Phase::Request = conn.phase {
+        let received = conn.matcher.matched();
+        if evicted {
+            Stats::bump(&stats.timed_out);
+            debug!(
+                "{} timed out early (evicted to make room) with {received} of 22 request bytes",
+                conn.peer
+            );
+        } else {
+            finish(conn, Outcome::TimedOut { received }, stats);
+        }
+    }
+}

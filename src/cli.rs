@@ -14,6 +14,8 @@ use crate::policy::AllowSpec;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
+// Built once per process and matched at once: boxing the config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve (or, with `--check-config`, validate) with this configuration.
     Run(Config),
@@ -74,6 +76,35 @@ fn options() -> Options {
         "write the daemon's pid to this file while it runs",
         "PATH",
     );
+    o.optopt(
+        "",
+        "user",
+        "once the sockets are bound, run as this user (its uid, gid and groups); needs root",
+        "USER",
+    );
+    o.optopt(
+        "",
+        "group",
+        "with --user, use this group as the primary group",
+        "GROUP",
+    );
+    o.optflag(
+        "",
+        "inetd",
+        "serve the one connection on standard input and exit (inetd, xinetd); logs only to --log-file",
+    );
+    o.optopt(
+        "",
+        "reload-interval",
+        "check the --file policy for changes this often, decimals allowed; 0 = never (default 5)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "stats-interval",
+        "log the counters this often, decimals allowed (default 0 = only at stop)",
+        "SECS",
+    );
     o.optflag(
         "",
         "check-config",
@@ -98,7 +129,9 @@ pub fn usage() -> String {
     let mut text = options().usage(brief);
     text.push_str(
         "\nExit status: 0 clean stop, 1 run-time failure, 2 usage or configuration error.\n\
-         Signals: SIGINT, SIGTERM and SIGHUP stop it cleanly (SIGHUP is ignored under nohup).\n",
+         Signals: SIGINT, SIGTERM and SIGHUP stop it cleanly (SIGHUP is ignored under nohup).\n\
+         Socket activation: with LISTEN_PID and LISTEN_FDS (systemd), it serves the inherited\n\
+         sockets instead of binding.\n",
     );
     text
 }
@@ -173,6 +206,32 @@ fn config_from(m: &Matches) -> Result<Config> {
     c.log_file = path_opt(m, "log-file")?;
     c.pid_file = path_opt(m, "pid-file")?;
     c.check_config = m.opt_present("check-config");
+    c.user = name_opt(m, "user")?;
+    c.group = name_opt(m, "group")?;
+    if c.group.is_some() && c.user.is_none() {
+        return Err(Error::Usage(
+            "--group needs --user: the group is set when dropping root for that user".into(),
+        ));
+    }
+    c.inetd = m.opt_present("inetd");
+    if c.inetd && c.check_config {
+        return Err(Error::Usage(
+            "--inetd and --check-config cannot be used together".into(),
+        ));
+    }
+    if c.inetd && c.pid_file.is_some() {
+        return Err(Error::Usage(
+            "--inetd and --pid-file cannot be used together: under inetd every connection is \
+             its own short-lived process"
+                .into(),
+        ));
+    }
+    if let Some(v) = m.opt_str("reload-interval") {
+        c.reload_interval = parse_interval("--reload-interval", &v)?;
+    }
+    if let Some(v) = m.opt_str("stats-interval") {
+        c.stats_interval = parse_interval("--stats-interval", &v)?;
+    }
     c.verbosity = match (m.opt_count("v"), m.opt_present("q")) {
         (0, false) => Verbosity::Normal,
         (0, true) => Verbosity::Quiet,
@@ -191,6 +250,41 @@ fn path_opt(m: &Matches, name: &str) -> Result<Option<PathBuf>> {
         Some(v) => Ok(Some(PathBuf::from(v))),
         None => Ok(None),
     }
+}
+
+fn name_opt(m: &Matches, name: &str) -> Result<Option<String>> {
+    match m.opt_str(name) {
+        Some(v) if v.trim().is_empty() => Err(Error::Usage(format!(
+            "invalid --{name} \"{v}\": must be a {name} name or number"
+        ))),
+        Some(v) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+/// True when the arguments ask for `--inetd`, even if they do not parse: under inetd,
+/// stderr is the client's socket, so even a usage error must not be printed there.
+/// Scanning stops at `--`.
+pub fn inetd_requested(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| a == "--inetd")
+}
+
+/// The `--log-file` value in the arguments, even if they do not parse (`--log-file PATH`
+/// or `--log-file=PATH`; the last one wins, as with getopts). Used to report a usage
+/// error under `--inetd`, where the log file is the only place it may go.
+pub fn log_file_requested(args: &[String]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut it = args.iter().take_while(|a| a.as_str() != "--");
+    while let Some(a) = it.next() {
+        if a == "--log-file" {
+            found = it.next().cloned();
+        } else if let Some(v) = a.strip_prefix("--log-file=") {
+            found = Some(v.to_string());
+        }
+    }
+    found.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 fn getopts_message(e: &getopts::Fail) -> String {
@@ -296,6 +390,31 @@ pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration>
     Ok(d)
 }
 
+/// Parses an interval in seconds like [`parse_seconds`], where `0` means "off" (`None`);
+/// at most [`config::MAX_INTERVAL`].
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub fn parse_interval(flag: &str, value: &str) -> Result<Option<Duration>> {
+    let v = value.trim();
+    let zero = !v.is_empty()
+        && v != "."
+        && v.bytes().all(|b| b == b'0' || b == b'.')
+        && v.bytes().filter(|&b| b == b'.').count() <= 1;
+    if zero {
+        return Ok(None);
+    }
+    parse_seconds(flag, value, config::MAX_INTERVAL)
+        .map(Some)
+        .map_err(|_| {
+            Error::Usage(format!(
+                "invalid {flag} \"{value}\": must be seconds like 5 or 0.5, at most {}, or 0 for never",
+                config::MAX_INTERVAL.as_secs()
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +445,80 @@ mod tests {
         assert!(c.binds.is_empty());
         assert_eq!(c.policy, PolicySource::Default);
         assert_eq!(c.verbosity, Verbosity::Normal);
+        assert_eq!(c.reload_interval, Some(Duration::from_secs(5)));
+        assert_eq!(c.stats_interval, None);
+        assert_eq!((c.user, c.group, c.inetd), (None, None, false));
+    }
+
+    #[test]
+    fn deploy_flags() {
+        let c = run(&[
+            "--user",
+            "nobody",
+            "--group",
+            "daemon",
+            "--reload-interval",
+            "0.2",
+            "--stats-interval",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(c.user.as_deref(), Some("nobody"));
+        assert_eq!(c.group.as_deref(), Some("daemon"));
+        assert_eq!(c.reload_interval, Some(Duration::from_millis(200)));
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(60)));
+        for off in ["0", "0.0", "00", ".0", "0."] {
+            assert_eq!(
+                run(&["--reload-interval", off]).unwrap().reload_interval,
+                None,
+                "{off}"
+            );
+        }
+        assert_eq!(
+            run(&["--stats-interval", "0"]).unwrap().stats_interval,
+            None
+        );
+        assert!(run(&["--inetd", "-f", "/x"]).unwrap().inetd);
+        assert_eq!(
+            run(&["--reload-interval", "86400"])
+                .unwrap()
+                .reload_interval,
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn bad_deploy_flags() {
+        for v in ["", ".", "-1", "abc", "86401", "1e3", "0.0.0"] {
+            assert!(
+                usage_err(&["--reload-interval", v])
+                    .starts_with(&format!("invalid --reload-interval \"{v}\"")),
+                "{v}"
+            );
+        }
+        assert!(usage_err(&["--stats-interval", "x"]).starts_with("invalid --stats-interval \"x\""));
+        assert!(usage_err(&["--group", "daemon"]).starts_with("--group needs --user"));
+        assert!(usage_err(&["--user", ""]).starts_with("invalid --user \"\""));
+        assert!(usage_err(&["--inetd", "--check-config"]).contains("cannot be used together"));
+        assert!(usage_err(&["--inetd", "--pid-file", "/x"]).contains("cannot be used together"));
+        assert_eq!(usage_err(&["--user"]), "--user needs a value (see --help)");
+    }
+
+    #[test]
+    fn inetd_prescan() {
+        assert!(inetd_requested(&args(&["-p", "1", "--inetd", "--bogus"])));
+        assert!(!inetd_requested(&args(&["-p", "1"])));
+        assert!(!inetd_requested(&args(&["--", "--inetd"])));
+        assert_eq!(
+            log_file_requested(&args(&["--inetd", "--log-file", "/a", "--bogus"])),
+            Some(PathBuf::from("/a"))
+        );
+        assert_eq!(
+            log_file_requested(&args(&["--log-file=/b", "--log-file=/c"])),
+            Some(PathBuf::from("/c"))
+        );
+        assert_eq!(log_file_requested(&args(&["--log-file"])), None);
+        assert_eq!(log_file_requested(&args(&["--", "--log-file", "/a"])), None);
     }
 
     #[test]
@@ -468,6 +661,11 @@ mod tests {
                     "--log-file",
                     "--pid-file",
                     "--check-config",
+                    "--user",
+                    "--group",
+                    "--inetd",
+                    "--reload-interval",
+                    "--stats-interval",
                     "--verbose",
                     "--quiet",
                     "--help",

@@ -21,6 +21,10 @@ pub const MAX_WORKERS: usize = 4096;
 pub const DEFAULT_MAX_PENDING: usize = 1024;
 /// Most `--max-pending` accepted.
 pub const MAX_MAX_PENDING: usize = 1_000_000;
+/// How often the `--file` policy is checked for changes (`--reload-interval`).
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest `--reload-interval` and `--stats-interval` accepted: one day.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// Where the served policy comes from: exactly one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +73,17 @@ pub struct Config {
     pub check_config: bool,
     /// Log level when `RUST_LOG` is not set (`-v`, `-q`).
     pub verbosity: Verbosity,
+    /// Once bound, run as this user (`--user`): its uid, primary gid and groups.
+    pub user: Option<String>,
+    /// With `user`, use this group as the primary group instead (`--group`).
+    pub group: Option<String>,
+    /// Serve the one connection on standard input and exit (`--inetd`).
+    pub inetd: bool,
+    /// How often to check the `--file` policy for changes; `None` = never
+    /// (`--reload-interval`, 0 = off).
+    pub reload_interval: Option<Duration>,
+    /// How often to log the counters; `None` = only at stop (`--stats-interval`).
+    pub stats_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -84,6 +99,11 @@ impl Default for Config {
             pid_file: None,
             check_config: false,
             verbosity: Verbosity::Normal,
+            user: None,
+            group: None,
+            inetd: false,
+            reload_interval: Some(DEFAULT_RELOAD_INTERVAL),
+            stats_interval: None,
         }
     }
 }

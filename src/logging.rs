@@ -1,12 +1,13 @@
 //! Logger set-up: env_logger with our level policy (see the crate docs), an RFC 3339
-//! UTC timestamp on every line, and output to stderr or an appended `--log-file`.
+//! UTC timestamp on every line, and output to stderr or an appended `--log-file` that
+//! is reopened when logrotate (or anyone) has moved or removed it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use log::LevelFilter;
+use log::{Level, LevelFilter};
 
 use crate::config::Verbosity;
 use crate::error::{Error, Result};
@@ -34,13 +35,47 @@ pub fn open_log_file(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(format!("cannot open log file {}", path.display()), e))
 }
 
+/// After a failed reopen of a moved log file, wait this long before trying again (the
+/// lines meanwhile go on to the moved file).
+const REOPEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An open `--log-file`, with its path so that it can be reopened after rotation.
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl LogFile {
+    /// Opens `path` for appending log lines, creating it if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file.
+    pub fn open(path: &Path) -> Result<LogFile> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: open_log_file(path)?,
+        })
+    }
+}
+
+/// Appends one line, formatted like the logger's, straight to the file at `path`:
+/// for errors that happen where no logger may be installed yet and stderr must stay
+/// silent (under `--inetd`). Failures are ignored: there is nowhere left to report them.
+pub fn append_line(path: &Path, level: Level, message: &str) {
+    if let Ok(mut f) = open_log_file(path) {
+        let line = format!("{} {level} {message}\n", timestamp(SystemTime::now()));
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 /// Installs the global logger. `RUST_LOG`, when set, wins over `verbosity`. Lines go to
 /// `file` when given, else to stderr.
 ///
 /// # Errors
 ///
 /// [`Error::Setup`] if a logger was already installed.
-pub fn init(verbosity: Verbosity, file: Option<File>) -> Result<()> {
+pub fn init(verbosity: Verbosity, file: Option<LogFile>) -> Result<()> {
     let mut b = env_logger::Builder::new();
     match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
@@ -60,7 +95,7 @@ pub fn init(verbosity: Verbosity, file: Option<File>) -> Result<()> {
         )
     });
     match file {
-        Some(f) => b.target(env_logger::Target::Pipe(Box::new(LineFile(f)))),
+        Some(f) => b.target(env_logger::Target::Pipe(Box::new(LineFile::new(f)))),
         None => b.target(env_logger::Target::Stderr),
     };
     b.try_init()
@@ -68,15 +103,79 @@ pub fn init(verbosity: Verbosity, file: Option<File>) -> Result<()> {
 }
 
 /// A log file written one whole line per `write` (env_logger formats each record into
-/// one buffer), so lines from several threads never interleave.
-struct LineFile(File);
+/// one buffer, and calls us under its lock), so lines from several threads never
+/// interleave.
+///
+/// Rotation: before each line, the path is looked up again (one `stat`, cheap next to
+/// the `write` itself); when it is gone or names another file (`mv log log.1`, `rm`),
+/// the path is reopened, so the first line after the move already lands in the new
+/// file and nothing is written to a moved file that logrotate may be compressing. The
+/// file is opened in append mode, so `copytruncate` works as well.
+struct LineFile {
+    log: LogFile,
+    /// Set after a failed reopen: do not retry before this instant.
+    retry_at: Option<Instant>,
+}
+
+impl LineFile {
+    fn new(log: LogFile) -> LineFile {
+        LineFile {
+            log,
+            retry_at: None,
+        }
+    }
+
+    /// Reopens the path if it no longer names the open file.
+    fn follow_rotation(&mut self) {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) || !moved(&self.log) {
+            return;
+        }
+        match open_log_file(&self.log.path) {
+            Ok(file) => {
+                self.log.file = file;
+                self.retry_at = None;
+            }
+            Err(e) => {
+                if self.retry_at.is_none() {
+                    // Said once per failure, in the file we still hold.
+                    let line = format!(
+                        "{} {} {e}; lines go on to the moved file until it can be reopened\n",
+                        timestamp(SystemTime::now()),
+                        Level::Warn
+                    );
+                    let _ = self.log.file.write_all(line.as_bytes());
+                }
+                self.retry_at = Some(Instant::now() + REOPEN_RETRY);
+            }
+        }
+    }
+}
+
+/// True when the log file's path is gone or names another file than the one open.
+#[cfg(unix)]
+fn moved(log: &LogFile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(&log.path), log.file.metadata()) {
+        (Ok(now), Ok(open)) => now.dev() != open.dev() || now.ino() != open.ino(),
+        (Err(e), _) => e.kind() == io::ErrorKind::NotFound,
+        (_, Err(_)) => false,
+    }
+}
+
+/// Windows cannot move or remove a file we hold open (unless opened for sharing), so
+/// there is nothing to follow: rotate with `copytruncate` there.
+#[cfg(not(unix))]
+fn moved(_log: &LogFile) -> bool {
+    false
+}
 
 impl Write for LineFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        self.follow_rotation();
+        self.log.file.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.log.file.flush()
     }
 }
 

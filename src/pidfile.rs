@@ -1,6 +1,12 @@
 //! The `--pid-file`: written atomically (temporary file, then rename) once the sockets
 //! are bound, refused if it names a live process, taken over if stale, and removed on
 //! a clean stop if it still names us.
+//!
+//! With `--user`, the file is written before the privileges are dropped and stays
+//! owned by root (an unprivileged daemon must not be able to write a pid that root
+//! scripts will `kill`). At stop, removing it needs write permission on its directory:
+//! when the daemon no longer has it, a warning is logged and the file stays; the next
+//! start takes it over as stale.
 
 use std::fs;
 use std::io::Write;
@@ -33,6 +39,9 @@ impl PidFile {
     /// the file if it cannot be written.
     pub fn create(path: &Path) -> Result<PidFile> {
         let pid = std::process::id();
+        if path.exists() && read_pid(path).is_none() {
+            warn!("pid file {} holds no pid: replacing it", path.display());
+        }
         if let Some(old) = read_pid(path) {
             if old != pid && sys::process_alive(old) {
                 return Err(Error::Setup(format!(
@@ -49,7 +58,16 @@ impl PidFile {
         }
         let tmp = temp_name(path, pid);
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+            // A temporary left by a crashed process with our pid is ours to replace;
+            // create_new never follows a symlink planted at that name.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             writeln!(f, "{pid}")?;
             f.sync_all()?;
             fs::rename(&tmp, path)
@@ -68,12 +86,19 @@ impl PidFile {
         })
     }
 
-    /// Removes the file if it still names this process.
+    /// Removes the file if it still names this process. A failure is logged as a
+    /// warning, never an error: the file is then stale and the next start takes it over.
     pub fn remove(self) {
         if read_pid(&self.path) == Some(self.pid) {
             if let Err(e) = fs::remove_file(&self.path) {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (its directory is not writable after dropping privileges; the next \
+                     start takes the stale file over)"
+                } else {
+                    ""
+                };
                 warn!(
-                    "cannot remove pid file {}: {}",
+                    "cannot remove pid file {}: {}{hint}",
                     self.path.display(),
                     crate::error::describe_io(&e)
                 );

@@ -769,3 +769,108 @@ pub fn policy_of_size(size: usize) -> Vec<u8> {
     assert_eq!(doc.len(), size);
     doc.into_bytes()
 }
+
+// ---------------------------------------------------------------------------------------
+// Deployment (privileges, /proc, files that change under a running daemon)
+
+/// The uid and primary gid of `user` in /etc/passwd, read by hand.
+pub fn passwd_ids(user: &str) -> Option<(u32, u32)> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 4 && f[0] == user {
+            Some((f[2].parse().ok()?, f[3].parse().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+/// The gid of `group` in /etc/group.
+pub fn group_gid(group: &str) -> Option<u32> {
+    let text = fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == group).then(|| f[2].parse().ok())?
+    })
+}
+
+/// The groups `user` should hold with `primary` as its primary gid: `primary` plus
+/// every /etc/group entry listing the user as a member; sorted, no duplicates.
+pub fn expected_groups(user: &str, primary: u32) -> Vec<u32> {
+    let mut v = vec![primary];
+    let text = fs::read_to_string("/etc/group").unwrap_or_default();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 4 && f[3].split(',').any(|m| m.trim() == user) {
+            if let Ok(g) = f[2].parse() {
+                v.push(g);
+            }
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The ids of a running process from /proc/PID/status: the four `Uid:` fields (real,
+/// effective, saved, filesystem), the four `Gid:` fields, and `Groups:` sorted.
+pub fn proc_ids(pid: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let field = |name: &str| -> Vec<u32> {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} line in /proc/{pid}/status:\n{status}"));
+        let mut v: Vec<u32> = line
+            .split_whitespace()
+            .map(|n| n.parse().expect("a number"))
+            .collect();
+        if name == "Groups:" {
+            v.sort_unstable();
+        }
+        v
+    };
+    (field("Uid:"), field("Gid:"), field("Groups:"))
+}
+
+/// Replaces the file at `path` the way deploy tools do: write a temporary file beside
+/// it, then rename over it (readers see the old file or the new one, never a mix).
+pub fn replace_file(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("swap-tmp");
+    fs::write(&tmp, contents).expect("write temporary file");
+    fs::rename(&tmp, path).expect("rename over the file");
+}
+
+/// Polls until the file at `path` exists and contains `needle`; returns its text.
+pub fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> Option<String> {
+    poll(timeout, || {
+        fs::read_to_string(path)
+            .ok()
+            .filter(|text| text.contains(needle))
+    })
+}
+
+/// `sha256sum FILE`'s digest (lower-case hex), computed by coreutils, not by us.
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {path:?} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+/// A pid that named a process a moment ago and names none now: a child that has
+/// exited and been reaped (pids are reused only after the counter wraps).
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait for true");
+    pid
+}

@@ -1,0 +1,158 @@
+//! systemd socket activation, black-box: the test binds a loopback listener and starts
+//! the daemon with it as descriptor 3 and `LISTEN_PID`/`LISTEN_FDS` set, as systemd
+//! does. Rust's `Command` cannot place a descriptor at 3 without `unsafe`, so a tiny
+//! shell does it: the listener arrives as stdin, `exec 3<&0 0</dev/null` moves it,
+//! and `exec` keeps the pid, so `LISTEN_PID=$$` names the daemon.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+const ACTIVATE: &str =
+    "exec 3<&0 0</dev/null; LISTEN_PID=$$; LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; \
+     exec \"$0\" \"$@\"";
+
+/// The daemon started by "systemd" with `stdin_as_fd3` as descriptor 3.
+fn activated(stdin_as_fd3: Stdio, args: &[&str]) -> Command {
+    let mut cmd = command_via(&["sh", "-c", ACTIVATE], args);
+    cmd.stdin(stdin_as_fd3);
+    cmd
+}
+
+fn loopback_listener() -> (Stdio, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = l.local_addr().unwrap();
+    (Stdio::from(OwnedFd::from(l)), addr)
+}
+
+#[test]
+fn serves_on_the_inherited_socket_instead_of_binding() {
+    let (fd3, addr) = loopback_listener();
+    // -p and -b name another address: they must be ignored, with an info line.
+    let mut d = Daemon::start_cmd(
+        activated(fd3, &["-p", "0", "-b", "::1", "-a", "*.example.com:843"]),
+        1,
+    );
+    assert_eq!(d.listen_addrs(), vec![addr], "stderr:\n{}", d.stderr());
+    d.expect_line(
+        &format!("listening on {addr} (socket activation, descriptor 3)"),
+        READY,
+    );
+    d.expect_line(
+        "INFO socket activation: --port and --bind are ignored",
+        READY,
+    );
+    let reply = fetch_policy(addr);
+    assert_one_trailing_nul(&reply);
+    assert!(String::from_utf8_lossy(&reply).contains("*.example.com"));
+    let stopped = d.stop();
+    assert_counters(&stopped, &[("served", 1)]);
+}
+
+#[test]
+fn listen_pid_of_another_process_is_ignored() {
+    let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*"]);
+    // pid 1 is never the daemon.
+    cmd.env("LISTEN_PID", "1").env("LISTEN_FDS", "1");
+    let mut d = Daemon::start_cmd(cmd, 1);
+    d.expect_line("ignoring LISTEN_FDS: LISTEN_PID=1 is not our pid", READY);
+    assert_eq!(fetch_policy(d.addr()).last(), Some(&0));
+    d.stop();
+}
+
+#[test]
+fn a_descriptor_that_is_not_a_socket_exits_1_naming_it() {
+    let out = run_cmd(
+        activated(Stdio::null(), &["-a", "*"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr_lines()
+            .iter()
+            .filter(|l| l.starts_with("flashpolicyd: "))
+            .collect::<Vec<_>>(),
+        vec![&"flashpolicyd: socket activation: inherited descriptor 3 is not a socket"],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_connected_socket_is_refused_with_a_hint() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = connect(l.local_addr().unwrap());
+    let (conn, _) = l.accept().unwrap();
+    let out = run_cmd(
+        activated(Stdio::from(OwnedFd::from(conn)), &["-a", "*"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("inherited descriptor 3 is a connected socket, not a listening one"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// True when systemd's own test tool is installed (package `systemd`).
+fn have_socket_activate() -> bool {
+    Command::new("systemd-socket-activate")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The real thing: `systemd-socket-activate -l ADDR` binds, and at the first
+/// connection starts the daemon with the socket as descriptor 3 and the `LISTEN_*`
+/// variables set (LISTEN_FDNAMES too). It binds a port we name: a free one, with the
+/// small race that implies.
+#[test]
+fn under_systemd_socket_activate() {
+    if !have_socket_activate() {
+        skip(
+            "under_systemd_socket_activate",
+            "systemd-socket-activate not installed",
+        );
+        return;
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let pid_file = TempPath::new("activated.pid");
+    let listen = addr.to_string();
+    let mut cmd = command_via(
+        &["systemd-socket-activate", "-l", &listen],
+        &["-a", "*", "--pid-file", pid_file.as_str()],
+    );
+    // command_via puts the daemon's path after the wrapper's arguments: exactly the
+    // `systemd-socket-activate -l ADDR PROGRAM ARGS…` form.
+    cmd.env_remove("LISTEN_PID");
+    let tool = Daemon::spawn(cmd);
+    let reply = poll(READY, || try_fetch(addr, REQUEST))
+        .unwrap_or_else(|| panic!("no reply from {addr}; stderr:\n{}", tool.stderr()));
+    assert_eq!(reply.end, End::Eof, "{reply:?}");
+    assert_one_trailing_nul(&reply.bytes);
+    tool.expect_line(
+        &format!("listening on {addr} (socket activation, descriptor 3)"),
+        READY,
+    );
+    // The tool forks: stop the daemon itself, by the pid it wrote.
+    let pid = poll(READY, || {
+        pid_file
+            .read()
+            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u32>().ok())
+    })
+    .expect("pid file written");
+    send_signal(pid, "TERM");
+    tool.expect_line("stopped: served=1", EXIT);
+}

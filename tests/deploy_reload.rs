@@ -1,0 +1,164 @@
+//! `--reload-interval`, black-box: good, bad and good policy files swapped under a
+//! running daemon. A valid version is served after the next check and logged with its
+//! size and digest (as `sha256sum` computes it); an invalid one is a warning naming
+//! path:line and the old policy stays; a vanished file keeps the old policy; clients
+//! hammering the daemon meanwhile always get one whole version, never a mix.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use support::*;
+
+/// Time for a change to be picked up with `--reload-interval 0.2`: far above it.
+const PICKUP: Duration = Duration::from_secs(5);
+
+fn policy(domain: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\"?>\n<cross-domain-policy>\n  \
+         <allow-access-from domain=\"{domain}\" to-ports=\"843\"/>\n</cross-domain-policy>\n"
+    )
+    .into_bytes()
+}
+
+/// Line 3 lacks `to-ports`: invalid in a socket policy.
+const BAD: &[u8] =
+    b"<?xml version=\"1.0\"?>\n<cross-domain-policy>\n  <allow-access-from domain=\"bad.example\"/>\n</cross-domain-policy>\n";
+
+fn served(doc: &[u8]) -> Vec<u8> {
+    let mut v = doc.to_vec();
+    v.push(0);
+    v
+}
+
+/// Fetches until the daemon serves `want` (bounded).
+fn wait_served(d: &Daemon, want: &[u8]) {
+    let addr = d.addr();
+    let got = poll(PICKUP, || {
+        let b = fetch_policy(addr);
+        (b == want).then_some(b)
+    });
+    assert!(
+        got.is_some(),
+        "still not serving {} after {PICKUP:?}; serving {}; stderr:\n{}",
+        show(want),
+        show(&fetch_policy(addr)),
+        d.stderr()
+    );
+}
+
+#[test]
+fn good_bad_good_swaps_under_a_running_daemon() {
+    let (a, b, c) = (
+        policy("a.example"),
+        policy("b.example"),
+        policy("c.example"),
+    );
+    let file = TempPath::with_contents("reload.xml", &a);
+    let d = Daemon::start_local(&["-f", file.as_str(), "--reload-interval", "0.2"]);
+    assert_eq!(fetch_policy(d.addr()), served(&a));
+
+    // Clients all along: each reply must be one whole version.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let (stop, addr) = (Arc::clone(&stop), d.addr());
+        let versions = [served(&a), served(&b), served(&c)];
+        thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let got = fetch_policy(addr);
+                assert!(versions.contains(&got), "a mixed reply: {}", show(&got));
+                n += 1;
+            }
+            n
+        })
+    };
+
+    // A good version, swapped in by rename.
+    replace_file(file.path(), &b);
+    wait_served(&d, &served(&b));
+    d.expect_line(
+        &format!(
+            "INFO policy reloaded from {}: {} bytes served, sha256 {}",
+            file.as_str(),
+            b.len() + 1,
+            sha256sum(file.path())
+        ),
+        PICKUP,
+    );
+
+    // A bad version: a warning naming path:line, and b stays.
+    replace_file(file.path(), BAD);
+    let warning = d.expect_line("policy reload refused", PICKUP);
+    assert!(warning.contains(" WARN "), "{warning}");
+    assert!(
+        warning.contains(&format!("invalid policy {}:3:", file.as_str())),
+        "{warning}"
+    );
+    for _ in 0..5 {
+        assert_eq!(fetch_policy(d.addr()), served(&b));
+    }
+
+    // A good version again, this time written in place (same inode).
+    fs::write(file.path(), &c).unwrap();
+    wait_served(&d, &served(&c));
+
+    stop.store(true, Ordering::SeqCst);
+    let fetched = hammer.join().expect("no client got a mixed reply");
+    assert!(fetched > 0);
+    let mut d = d;
+    d.stop();
+}
+
+#[test]
+fn a_vanished_file_keeps_the_old_policy_until_it_returns() {
+    let (a, b) = (policy("a.example"), policy("b.example"));
+    let file = TempPath::with_contents("vanish.xml", &a);
+    let mut d = Daemon::start_local(&["-f", file.as_str(), "--reload-interval", "0.2"]);
+    assert_eq!(fetch_policy(d.addr()), served(&a));
+
+    fs::remove_file(file.path()).unwrap();
+    let warning = d.expect_line("vanished", PICKUP);
+    assert!(warning.contains(" WARN "), "{warning}");
+    assert_eq!(fetch_policy(d.addr()), served(&a));
+
+    replace_file(file.path(), &b);
+    wait_served(&d, &served(&b));
+    d.stop();
+}
+
+#[test]
+fn reload_interval_0_starts_no_watcher() {
+    let file = TempPath::with_contents("noreload.xml", &policy("a.example"));
+    let mut d = Daemon::start_local(&[
+        "-f",
+        file.as_str(),
+        "--reload-interval",
+        "0",
+        "--stats-interval",
+        "0.05",
+    ]);
+    // The stats thread starts after the reloader would have: once it has logged, the
+    // watcher's announcement would be there.
+    d.expect_line("INFO stats:", PICKUP);
+    assert!(!d.stderr().contains("for changes every"), "{}", d.stderr());
+    assert_eq!(fetch_policy(d.addr()), served(&policy("a.example")));
+    d.stop();
+}
+
+#[test]
+fn the_default_checks_every_5_seconds() {
+    let file = TempPath::with_contents("default.xml", &policy("a.example"));
+    let mut d = Daemon::start_local(&["-f", file.as_str()]);
+    d.expect_line(
+        &format!("INFO checking {} for changes every 5s", file.as_str()),
+        READY,
+    );
+    d.stop();
+}

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8843
 
-.PHONY: build run test lint release clean
+.PHONY: build run test lint release clean bench soak
 
 build:
 	$(CARGO) build
@@ -20,6 +20,14 @@ lint:
 
 release:
 	$(CARGO) build --release
+
+# Start a release flashpolicyd on 127.0.0.1 and load it: c=1..256, idle and trickle floods (BENCH_SECS=5).
+bench:
+	CARGO="$(CARGO)" bash scripts/bench.sh
+
+# One million mixed connections; threads, descriptors and RSS must match before/after (SOAK_CONNS=1000000).
+soak:
+	CARGO="$(CARGO)" bash scripts/soak.sh
 
 clean:
 	$(CARGO) clean

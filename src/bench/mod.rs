@@ -1,0 +1,337 @@
+//! `flashpolicy-bench`: a load client for any Flash socket policy server. C client
+//! threads connect, send the request, read to EOF and close, back to back, for D
+//! seconds, optionally beside K held connections (idle or trickling); the run reports
+//! connections/s, latency, errors by kind and replies that ended in a reset.
+//!
+//! Flow: [`cli::parse`] → [`run`] (resolve, hold, measure with [`client::transact`]) →
+//! [`report::Report`]; `src/bin/flashpolicy-bench.rs` only calls [`main_with`].
+
+pub mod cli;
+pub mod client;
+pub mod held;
+pub mod net;
+pub mod report;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+pub use cli::{Command, Config, Mode};
+use client::Kind;
+pub use report::Report;
+
+/// Threads that open and service the held connections.
+const HOLDERS: usize = 4;
+/// Stack of a client thread: a transaction needs a few kilobytes.
+const CLIENT_STACK: usize = 128 * 1024;
+/// Stack of a holder thread.
+const HOLDER_STACK: usize = 256 * 1024;
+/// Pause after a failed transaction, so that instant failures (refused, out of
+/// descriptors) do not spin.
+const ERROR_PAUSE: Duration = Duration::from_millis(1);
+/// How often the runner samples the number of held connections open.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Slack after the measured phase before the holders give up on their own.
+const HOLD_SLACK: Duration = Duration::from_secs(5);
+
+/// Runs `args` (without the program name): prints the summary and then the `RESULT`
+/// line on stdout, errors on stderr; returns the exit code (0 the run completed, 1
+/// nothing succeeded or it could not run, 2 usage error).
+pub fn main_with(args: &[String]) -> i32 {
+    let config = match cli::parse(args) {
+        Ok(Command::Run(c)) => c,
+        Ok(Command::Help(text)) | Ok(Command::Version(text)) => {
+            println!("{text}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("flashpolicy-bench: {e}");
+            return e.exit_code();
+        }
+    };
+    match run(&config) {
+        Ok(report) => {
+            print!("{report}");
+            println!("{}", report.result_line());
+            i32::from(!report.succeeded())
+        }
+        Err(e) => {
+            eprintln!("flashpolicy-bench: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Resolves `host` (a name, an IPv4 or IPv6 literal, brackets allowed) and `port`;
+/// the first address wins.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the name does not resolve.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let context = format!("cannot resolve {host}");
+    (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::io(context.clone(), e))?
+        .next()
+        .ok_or_else(|| Error::io(context, std::io::ErrorKind::NotFound.into()))
+}
+
+/// Performs the run described by `config`. Bounded: clients start no transaction
+/// after `duration` (or after `max_conns` in total), each transaction ends within
+/// `timeout`, and the holders close everything once the clients are done.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the host does not resolve. Everything that goes wrong on a
+/// connection is counted in the report instead.
+pub fn run(config: &Config) -> Result<Report> {
+    let target = resolve(&config.host, config.port)?;
+    let mut warnings = Vec::new();
+    let nofile = net::raise_nofile();
+    let need = config.held + config.clients + 64;
+    if let Some(n) = nofile.filter(|&n| n < need as u64) {
+        warnings.push(format!(
+            "open-files limit {n} is below the {need} this run needs"
+        ));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(held::Shared::default());
+    let hold = config.mode.holds() && config.held > 0;
+    let (holders, setup) = if hold {
+        start_holders(config, target, &shared, &stop)
+    } else {
+        (Vec::new(), Duration::ZERO)
+    };
+    let open_start = shared.open.load(Relaxed);
+
+    let cpu0 = net::cpu_time();
+    let start = Instant::now();
+    let deadline = start + config.duration;
+    let budget = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::with_capacity(config.clients);
+    for i in 0..config.clients {
+        let (cfg, budget) = (config.clone(), Arc::clone(&budget));
+        let spawned = thread::Builder::new()
+            .name(format!("bench-client-{i}"))
+            .stack_size(CLIENT_STACK)
+            .spawn(move || client_loop(&cfg, target, i, deadline, &budget));
+        match spawned {
+            Ok(h) => clients.push(h),
+            Err(e) => {
+                warnings.push(format!("started only {i} client threads: {e}"));
+                break;
+            }
+        }
+    }
+    let clients_started = clients.len();
+    let (mut open_min, mut open_sum, mut samples) = (open_start, 0usize, 0usize);
+    loop {
+        let now = Instant::now();
+        let done = !clients.is_empty() && clients.iter().all(JoinHandle::is_finished);
+        if done || (clients.is_empty() && now >= deadline) {
+            break;
+        }
+        if hold {
+            let open = shared.open.load(Relaxed);
+            open_min = open_min.min(open);
+            open_sum += open;
+            samples += 1;
+        }
+        // After the deadline, the clients finish their last transaction (bounded
+        // by the timeout); keep polling until they have.
+        let nap = deadline.saturating_duration_since(now).min(SAMPLE_EVERY);
+        thread::sleep(if nap.is_zero() {
+            Duration::from_millis(5)
+        } else {
+            nap
+        });
+    }
+    let mut tally = report::ClientTally::default();
+    for h in clients {
+        match h.join() {
+            Ok(t) => tally.merge(&t),
+            Err(_) => warnings.push("a client thread panicked".to_string()),
+        }
+    }
+    let elapsed = start.elapsed();
+    let client_cpu = net::cpu_time().saturating_sub(cpu0);
+    let open_end = shared.open.load(Relaxed);
+
+    stop.store(true, Relaxed);
+    let mut held_tally = held::Tally::default();
+    for h in holders {
+        match h.join() {
+            Ok(t) => held_tally.merge(&t),
+            Err(_) => warnings.push("a holder thread panicked".to_string()),
+        }
+    }
+    let held = hold.then(|| report::HeldReport {
+        target: config.held,
+        setup,
+        open_start,
+        open_min,
+        open_avg: open_sum.checked_div(samples).unwrap_or(open_start),
+        open_end,
+        opened: shared.opened.load(Relaxed),
+        tally: held_tally,
+    });
+    Ok(Report {
+        mode: config.mode,
+        label: config.label.clone(),
+        target,
+        clients: config.clients,
+        clients_started,
+        duration: config.duration,
+        elapsed,
+        tally,
+        held,
+        client_cpu,
+        nofile,
+        warnings,
+    })
+}
+
+/// Starts the holder threads and waits (bounded) until they have opened their
+/// slots; returns them and the time the opening took.
+fn start_holders(
+    config: &Config,
+    target: SocketAddr,
+    shared: &Arc<held::Shared>,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<JoinHandle<held::Tally>>, Duration) {
+    let t = Instant::now();
+    let setup_deadline = t + config.setup_timeout;
+    let hard_deadline = setup_deadline + config.duration + config.timeout + HOLD_SLACK;
+    let style = match config.mode {
+        Mode::Idle => Some(held::Style::Idle),
+        Mode::Trickle => Some(held::Style::Trickle),
+        _ => None,
+    };
+    let n = config.held.min(HOLDERS);
+    let per = config.held / n + usize::from(config.held % n != 0);
+    let mut handles = Vec::with_capacity(n);
+    for h in 0..n {
+        let first = h * per;
+        let plan = held::Plan {
+            target,
+            src_ips: config.src_ips,
+            first,
+            count: per.min(config.held.saturating_sub(first)),
+            style,
+            setup_deadline,
+            hard_deadline,
+        };
+        let (sh, stop) = (Arc::clone(shared), Arc::clone(stop));
+        let spawned = thread::Builder::new()
+            .name(format!("bench-hold-{h}"))
+            .stack_size(HOLDER_STACK)
+            .spawn(move || held::hold(&plan, &sh, &stop));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(_) => {
+                shared.setup_done.fetch_add(1, Relaxed); // do not wait for it
+            }
+        }
+    }
+    // Holders give up opening at the setup deadline; a connect in progress then
+    // takes at most a few seconds more.
+    let wait_until = setup_deadline + Duration::from_secs(3);
+    while shared.setup_done.load(Relaxed) < n && Instant::now() < wait_until {
+        thread::sleep(Duration::from_millis(20));
+    }
+    (handles, t.elapsed())
+}
+
+/// What transaction number `k` of a client sends: in `mix` mode, junk is spread
+/// evenly at `percent` (with 25, every fourth transaction).
+fn kind_of(mode: Mode, percent: u8, k: u64) -> Kind {
+    match mode {
+        Mode::Junk => Kind::Junk(k),
+        Mode::Mix => {
+            let p = u64::from(percent);
+            let (before, after) = (k * p / 100, (k + 1) * p / 100);
+            if after > before {
+                Kind::Junk(before)
+            } else {
+                Kind::Good
+            }
+        }
+        _ => Kind::Good,
+    }
+}
+
+fn client_loop(
+    config: &Config,
+    target: SocketAddr,
+    index: usize,
+    deadline: Instant,
+    budget: &AtomicU64,
+) -> report::ClientTally {
+    let mut tally = report::ClientTally::default();
+    let mut k: u64 = 0;
+    while Instant::now() < deadline {
+        if let Some(max) = config.max_conns {
+            if budget.fetch_add(1, Relaxed) >= max {
+                break;
+            }
+        }
+        let kind = kind_of(config.mode, config.junk_percent, k);
+        let src = net::source_for(&target, config.src_ips, index as u64 + k);
+        let t0 = Instant::now();
+        match client::transact(target, src, kind, config.timeout) {
+            Ok(done) if kind == Kind::Good => {
+                tally.ok += 1;
+                tally.resets += u64::from(done.reset);
+                tally.latency.record(t0.elapsed());
+            }
+            Ok(_) => tally.junk_ok += 1,
+            Err(f) => {
+                tally.errors[f.index()] += 1;
+                thread::sleep(ERROR_PAUSE);
+            }
+        }
+        k += 1;
+    }
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_spreads_junk_evenly() {
+        let junk = |p, n| {
+            (0..n)
+                .filter(|&k| matches!(kind_of(Mode::Mix, p, k), Kind::Junk(_)))
+                .count()
+        };
+        assert_eq!(junk(25, 100), 25);
+        assert_eq!(junk(0, 100), 0);
+        assert_eq!(junk(100, 100), 100);
+        assert_eq!(kind_of(Mode::Mix, 25, 3), Kind::Junk(0));
+        assert_eq!(kind_of(Mode::Mix, 25, 7), Kind::Junk(1));
+        assert_eq!(kind_of(Mode::Rate, 25, 3), Kind::Good);
+        assert_eq!(kind_of(Mode::Junk, 25, 5), Kind::Junk(5));
+    }
+
+    #[test]
+    fn resolves_literals() {
+        assert_eq!(
+            resolve("[::1]", 843).ok(),
+            Some("[::1]:843".parse().expect("literal"))
+        );
+        assert_eq!(
+            resolve("127.0.0.1", 9).ok(),
+            Some("127.0.0.1:9".parse().expect("literal"))
+        );
+    }
+}

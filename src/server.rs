@@ -173,6 +173,7 @@ impl Server {
     ///
     /// [`Error::Setup`] if a thread cannot be started.
     pub fn run(self) -> Result<Snapshot> {
+        sys::single_malloc_arena();
         let pool = threadpool::Builder::new()
             .num_threads(self.workers)
             .thread_name("policy-worker".into())

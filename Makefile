@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8843
 
-.PHONY: build run test lint release clean bench soak
+.PHONY: build run test lint release clean bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -28,6 +28,14 @@ bench:
 # One million mixed connections; threads, descriptors and RSS must match before/after (SOAK_CONNS=1000000).
 soak:
 	CARGO="$(CARGO)" bash scripts/soak.sh
+
+# Cross-build the .exe files for x86_64-pc-windows-gnu (installs mingw-w64 and the target if missing).
+windows:
+	CARGO="$(CARGO)" sh scripts/windows/build.sh
+
+# Smoke-test the .exe files under wine in a throw-away prefix (installs wine64 if missing; not in `make test`).
+test-windows: windows
+	WINDOWS_SKIP_BUILD=1 CARGO="$(CARGO)" bash scripts/windows/smoke.sh
 
 clean:
 	$(CARGO) clean

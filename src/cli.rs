@@ -208,6 +208,9 @@ fn config_from(m: &Matches) -> Result<Config> {
     c.check_config = m.opt_present("check-config");
     c.user = name_opt(m, "user")?;
     c.group = name_opt(m, "group")?;
+    if cfg!(not(unix)) && c.group.is_some() {
+        return Err(Error::Usage("--group is not available on Windows".into()));
+    }
     if c.group.is_some() && c.user.is_none() {
         return Err(Error::Usage(
             "--group needs --user: the group is set when dropping root for that user".into(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use log::{debug, trace};
+use log::debug;
 
 use crate::request::{self, time_left, Matcher, Outcome};
 use crate::stats::Stats;
@@ -169,7 +169,7 @@ pub fn advance(mut conn: Conn, policy: &[u8], stats: &Stats) -> Next {
             }
             Err(e) => return finish(conn, Outcome::Failed(e), stats),
         };
-        trace!(
+        log::trace!(
             "{} read {:?}",
             conn.peer,
             String::from_utf8_lossy(&buf[..n])

@@ -162,8 +162,9 @@ fn moved(log: &LogFile) -> bool {
     }
 }
 
-/// Windows cannot move or remove a file we hold open (unless opened for sharing), so
-/// there is nothing to follow: rotate with `copytruncate` there.
+/// Not followed outside Unix: Rust opens files with `FILE_SHARE_DELETE`, so Windows can
+/// rename the open log, and the daemon keeps writing into the renamed file; rotate with
+/// `copytruncate` there.
 #[cfg(not(unix))]
 fn moved(_log: &LogFile) -> bool {
     false

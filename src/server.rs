@@ -14,7 +14,7 @@ use log::{debug, info, warn};
 use threadpool::ThreadPool;
 
 use crate::config::Config;
-use crate::conn::{self, Conn, InFlight, Next};
+use crate::conn::{self, Conn, InFlight};
 use crate::error::{Error, Result};
 use crate::stats::{Snapshot, Stats};
 use crate::sys;
@@ -26,6 +26,7 @@ const WORKER_STACK: usize = 128 * 1024;
 const FD_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const FD_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// Waiting connections closed (oldest first) each time `accept` runs out of descriptors.
+#[cfg(target_os = "linux")]
 const EVICT_ON_FD_EXHAUSTION: usize = 64;
 /// Descriptors kept out of the waiting room's share (listeners, logs, stdio, epoll...),
 /// at most half the limit.
@@ -298,6 +299,7 @@ fn start_room(
 }
 
 /// Queues a connection for a worker.
+#[cfg(target_os = "linux")]
 fn dispatch(ctx: &Arc<Ctx>, conn: Conn) {
     let job_ctx = Arc::clone(ctx);
     ctx.pool.execute(move || work(&job_ctx, conn));
@@ -309,7 +311,7 @@ fn work(ctx: &Arc<Ctx>, conn: Conn) {
     let stats = &ctx.shared.stats;
     #[cfg(target_os = "linux")]
     if let Some(parker) = &ctx.parker {
-        if let Next::Wait(conn) = conn::advance(conn, &policy, stats) {
+        if let conn::Next::Wait(conn) = conn::advance(conn, &policy, stats) {
             if let Err(conn) = parker.park(conn) {
                 conn::serve_blocking(conn, &policy, stats);
             }

@@ -143,8 +143,36 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Without a portable way to ask, assume a recorded process is alive.
-#[cfg(not(unix))]
+/// True if a process with this pid is running (Windows: it can be opened and has not
+/// exited).
+#[cfg(windows)]
+pub fn process_alive(pid: u32) -> bool {
+    type Handle = *mut core::ffi::c_void;
+    const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
+    const STILL_ACTIVE: u32 = 259;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn OpenProcess(access: u32, inherit: i32, pid: u32) -> Handle;
+        fn GetExitCodeProcess(process: Handle, code: *mut u32) -> i32;
+        fn CloseHandle(handle: Handle) -> i32;
+    }
+    // SAFETY: OpenProcess takes plain integers and returns a handle or null.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        // No such process, or one we may not query; only the former is common for the
+        // pid a pid file records.
+        return false;
+    }
+    let mut code: u32 = 0;
+    // SAFETY: `handle` is a valid process handle (checked above) and `code` a live u32.
+    let ok = unsafe { GetExitCodeProcess(handle, &mut code) };
+    // SAFETY: `handle` was returned by OpenProcess and is closed exactly once.
+    unsafe { CloseHandle(handle) };
+    ok != 0 && code == STILL_ACTIVE
+}
+
+/// Without a way to ask, assume a recorded process is alive.
+#[cfg(not(any(unix, windows)))]
 pub fn process_alive(_pid: u32) -> bool {
     true
 }

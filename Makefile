@@ -1,8 +1,10 @@
 # flashpolicyd — short targets; anything longer lives in scripts/.
 CARGO ?= cargo
 PORT ?= 8843
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: build run test lint release clean bench soak windows test-windows
+.PHONY: build run test lint release clean static install bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -20,6 +22,14 @@ lint:
 
 release:
 	$(CARGO) build --release
+
+# Fully static x86_64 binaries (musl) for old hosts: target/x86_64-unknown-linux-musl/release/.
+static:
+	CARGO="$(CARGO)" sh scripts/static.sh
+
+# The release binaries, man pages and examples into $(DESTDIR)$(PREFIX) (sbin, bin, share/).
+install: release
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh scripts/install.sh
 
 # Start a release flashpolicyd on 127.0.0.1 and load it: c=1..256, idle and trickle floods (BENCH_SECS=5).
 bench:

@@ -193,7 +193,7 @@ impl Room {
                 None => MAX_SLEEP,
             };
             // Round up so we never wake just before a deadline and spin.
-            let ms = ((sleep.as_micros() + 999) / 1000).min(MAX_SLEEP.as_millis()) as u16;
+            let ms = sleep.as_micros().div_ceil(1000).min(MAX_SLEEP.as_millis()) as u16;
             let n = match epoll.wait(&mut events, EpollTimeout::from(ms)) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,

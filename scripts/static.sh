@@ -1,0 +1,43 @@
+#!/bin/sh
+# Builds fully static x86_64 Linux binaries (musl libc linked in), for old hosts whose
+# glibc is older than the build machine's. Pure Rust needs no C toolchain for this
+# target: Rust ships the musl C runtime and links with its own linker.
+# Usage: scripts/static.sh        (make static)
+set -eu
+cd "$(dirname "$0")/.."
+
+target=x86_64-unknown-linux-musl
+cargo=${CARGO:-cargo}
+
+if command -v rustup >/dev/null 2>&1; then
+    rustup target add "$target" # a no-op when it is already installed
+else
+    echo "static.sh: no rustup: assuming the $target standard library is installed" >&2
+fi
+"$cargo" build --release --target "$target" --bin flashpolicyd --bin flashpolicy-check
+
+dir=target/$target/release
+for bin in flashpolicyd flashpolicy-check; do
+    path=$dir/$bin
+    # Static means: no program interpreter (ld.so) and no shared library needed. Ask
+    # file(1) first; it says "static-pie linked" for static position-independent
+    # executables, which is what Rust builds for musl.
+    static=no
+    if command -v file >/dev/null 2>&1; then
+        case $(file -L "$path") in
+            *"statically linked"* | *"static-pie linked"*) static=yes ;;
+        esac
+    fi
+    if [ "$static" = no ] && command -v readelf >/dev/null 2>&1; then
+        if ! readelf -l "$path" | grep -q 'INTERP' && ! readelf -d "$path" | grep -q 'NEEDED'; then
+            static=yes
+        fi
+    fi
+    if [ "$static" = no ]; then
+        echo "static.sh: $path is not statically linked:" >&2
+        { file -L "$path" || :; ldd "$path" || :; } >&2 2>/dev/null
+        exit 1
+    fi
+    size=$(wc -c <"$path" | tr -d ' ')
+    echo "$path: static, $size bytes"
+done

@@ -48,15 +48,20 @@ pub struct Room {
     rx: Receiver<Conn>,
     shared: Arc<Signals>,
     capacity: usize,
+    epoll: Epoll,
 }
 
 /// Creates a connected [`Parker`] and [`Room`] holding at most `capacity` connections.
+/// Every descriptor the room needs is created here, before any connection is accepted:
+/// a flood that fills the descriptor table cannot keep the room from starting.
 ///
 /// # Errors
 ///
-/// What the OS says when the eventfd cannot be created.
+/// What the OS says when the eventfd or the epoll instance cannot be created.
 pub fn channel(capacity: usize) -> io::Result<(Parker, Room)> {
     let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(&wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
     let shared = Arc::new(Signals {
         wake,
         evict: AtomicUsize::new(0),
@@ -72,6 +77,7 @@ pub fn channel(capacity: usize) -> io::Result<(Parker, Room)> {
             rx,
             shared,
             capacity: capacity.max(1),
+            epoll,
         },
     ))
 }
@@ -171,13 +177,9 @@ impl Room {
     ///
     /// # Errors
     ///
-    /// What the OS says if epoll cannot be set up.
+    /// What the OS says if `epoll_wait` fails for a reason other than a signal.
     pub fn run(self, stats: &Stats, dispatch: impl Fn(Conn)) -> io::Result<()> {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(
-            &self.shared.wake,
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE),
-        )?;
+        let epoll = &self.epoll;
         let mut parked = Parked {
             slots: Vec::new(),
             free: Vec::new(),
@@ -211,7 +213,7 @@ impl Room {
                 let _ = epoll.delete(&conn.stream);
                 if let Phase::Linger { .. } = conn.phase {
                     if let Some(conn) = conn::linger_now(conn) {
-                        self.add(&epoll, &mut parked, conn);
+                        self.add(epoll, &mut parked, conn);
                     }
                 } else {
                     dispatch(conn);
@@ -219,7 +221,7 @@ impl Room {
             }
             while let Ok(conn) = self.rx.try_recv() {
                 if parked.len >= self.capacity {
-                    self.evict_oldest(&epoll, &mut parked, stats);
+                    self.evict_oldest(epoll, &mut parked, stats);
                     let now = Instant::now();
                     if last_full_warning
                         .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
@@ -231,10 +233,10 @@ impl Room {
                         );
                     }
                 }
-                self.add(&epoll, &mut parked, conn);
+                self.add(epoll, &mut parked, conn);
             }
             for _ in 0..self.shared.evict.swap(0, Ordering::SeqCst) {
-                if !self.evict_oldest(&epoll, &mut parked, stats) {
+                if !self.evict_oldest(epoll, &mut parked, stats) {
                     break;
                 }
             }

@@ -92,6 +92,7 @@ fn serve(
         policy.describe()
     );
     log_policy_warnings(policy, false);
+    let activated = matches!(activation, Activation::Sockets { .. });
     let server = listen(config, policy, activation)?;
     info!(
         "{} workers, {:?} per connection, at most {} waiting",
@@ -104,7 +105,7 @@ fn serve(
         .transpose()?;
     let result = target
         .map_or(Ok(()), privilege::switch)
-        .and_then(|()| run_server(config, policy, stamp, server));
+        .and_then(|()| run_server(config, policy, stamp, server, activated));
     if let Some(p) = pid_file {
         p.remove();
     }
@@ -119,9 +120,6 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
             let server = Server::from_listeners(inherit::listeners(count)?, config, bytes);
             if config.port != config::DEFAULT_PORT || !config.binds.is_empty() {
                 info!("socket activation: --port and --bind are ignored");
-            }
-            for (addr, fd) in server.local_addrs().iter().zip(inherit::LISTEN_FDS_START..) {
-                info!("listening on {addr} (socket activation, descriptor {fd})");
             }
             Ok(server)
         }
@@ -141,11 +139,7 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
 }
 
 fn bind(config: &Config, bytes: Arc<[u8]>) -> Result<Server> {
-    let server = Server::bind(config, bytes)?;
-    for addr in server.local_addrs() {
-        info!("listening on {addr}");
-    }
-    Ok(server)
+    Server::bind(config, bytes)
 }
 
 /// Installs the signal handler, starts the reloader and stats threads, serves until a
@@ -155,6 +149,7 @@ fn run_server(
     policy: &Policy,
     stamp: Option<Stamp>,
     server: Server,
+    activated: bool,
 ) -> Result<()> {
     let hup_ignored = sys::sighup_ignored();
     let handle = server.handle()?;
@@ -167,6 +162,15 @@ fn run_server(
     if hup_ignored {
         sys::ignore_sighup().map_err(|e| Error::io("cannot keep SIGHUP ignored", e))?;
         info!("SIGHUP was ignored at start (nohup): a hangup will not stop the daemon");
+    }
+    // The readiness lines come last: once a script sees them, the daemon is bound, has
+    // written its pid file, dropped its privileges and handles stop signals.
+    for (addr, fd) in server.local_addrs().iter().zip(inherit::LISTEN_FDS_START..) {
+        if activated {
+            info!("listening on {addr} (socket activation, descriptor {fd})");
+        } else {
+            info!("listening on {addr}");
+        }
     }
     let mut periodic = Vec::new();
     if let (PolicySource::File(path), Some(every)) = (&config.policy, config.reload_interval) {

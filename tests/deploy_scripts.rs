@@ -112,7 +112,13 @@ impl Sandbox {
             self.pid_file().display(),
             self.log_file().display(),
         );
-        fs::write(&conf, text).expect("write the config file");
+        // Atomically (temporary file, then rename): concurrent runs may be reading it.
+        let tmp = self.path(&format!(
+            "flashpolicyd.conf.{:?}",
+            std::thread::current().id()
+        ));
+        fs::write(&tmp, text).expect("write the config file");
+        fs::rename(&tmp, &conf).expect("rename the config file");
         let mut cmd = self.bare_script(script, args);
         cmd.env("FLASHPOLICYD_CONFIG", &conf);
         cmd

@@ -290,7 +290,8 @@ pub fn log_file_requested(args: &[String]) -> Option<PathBuf> {
     found.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-fn getopts_message(e: &getopts::Fail) -> String {
+/// A getopts failure as one line naming the flag: `-p needs a value (see --help)`.
+pub fn getopts_message(e: &getopts::Fail) -> String {
     use getopts::Fail;
     match e {
         Fail::ArgumentMissing(f) => format!("{} needs a value (see --help)", dashed(f)),
@@ -357,6 +358,23 @@ pub fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
     }
 }
 
+/// Reads seconds written as digits with an optional decimal part (`3`, `0.5`, `.5`);
+/// digits finer than a nanosecond are ignored. No sign, exponent, `inf` or `NaN`.
+fn seconds_value(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 9 {
+        return None;
+    }
+    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut nanos: u32 = 0;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Some(Duration::new(whole, nanos))
+}
+
 /// Parses seconds written as digits with an optional decimal part (`3`, `0.5`); must be
 /// more than zero and at most `max`.
 ///
@@ -364,33 +382,28 @@ pub fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
 ///
 /// [`Error::Usage`] naming the flag.
 pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration> {
-    let bad = || {
-        Error::Usage(format!(
+    match seconds_value(value) {
+        Some(d) if !d.is_zero() && d <= max => Ok(d),
+        _ => Err(Error::Usage(format!(
             "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, more than 0 and at most {}",
             max.as_secs()
-        ))
-    };
-    let v = value.trim();
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 9 {
-        return Err(bad());
+        ))),
     }
-    let whole: u64 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    // Nanoseconds from at most 9 fractional digits; finer digits are ignored.
-    let mut nanos: u32 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+}
+
+/// Like [`parse_seconds`], but 0 is accepted.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
+    match seconds_value(value) {
+        Some(d) if d <= max => Ok(d),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, from 0 to {}",
+            max.as_secs()
+        ))),
     }
-    let d = Duration::new(whole, nanos);
-    if d.is_zero() || d > max {
-        return Err(bad());
-    }
-    Ok(d)
 }
 
 /// Parses an interval in seconds like [`parse_seconds`], where `0` means "off" (`None`);
@@ -400,22 +413,14 @@ pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration>
 ///
 /// [`Error::Usage`] naming the flag.
 pub fn parse_interval(flag: &str, value: &str) -> Result<Option<Duration>> {
-    let v = value.trim();
-    let zero = !v.is_empty()
-        && v != "."
-        && v.bytes().all(|b| b == b'0' || b == b'.')
-        && v.bytes().filter(|&b| b == b'.').count() <= 1;
-    if zero {
-        return Ok(None);
+    match seconds_value(value) {
+        Some(d) if d.is_zero() => Ok(None),
+        Some(d) if d <= config::MAX_INTERVAL => Ok(Some(d)),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be seconds like 5 or 0.5, at most {}, or 0 for never",
+            config::MAX_INTERVAL.as_secs()
+        ))),
     }
-    parse_seconds(flag, value, config::MAX_INTERVAL)
-        .map(Some)
-        .map_err(|_| {
-            Error::Usage(format!(
-                "invalid {flag} \"{value}\": must be seconds like 5 or 0.5, at most {}, or 0 for never",
-                config::MAX_INTERVAL.as_secs()
-            ))
-        })
 }
 
 #[cfg(test)]

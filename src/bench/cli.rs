@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use getopts::{Fail, Options};
+use getopts::Options;
 
 use crate::error::{Error, Result};
 
@@ -228,26 +228,6 @@ fn usage_err(msg: String) -> Error {
     Error::Usage(msg)
 }
 
-fn fail_message(f: Fail) -> String {
-    match f {
-        Fail::UnrecognizedOption(o) => format!("unknown option \"{}\"", dashed(&o)),
-        Fail::ArgumentMissing(o) => format!("missing value for {}", dashed(&o)),
-        Fail::OptionDuplicated(o) => format!("{} given more than once", dashed(&o)),
-        Fail::UnexpectedArgument(o) => format!("{} takes no value", dashed(&o)),
-        Fail::OptionMissing(o) => format!("missing {}", dashed(&o)),
-    }
-}
-
-fn dashed(name: &str) -> String {
-    if name.starts_with('-') {
-        name.to_string()
-    } else if name.chars().count() == 1 {
-        format!("-{name}")
-    } else {
-        format!("--{name}")
-    }
-}
-
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     flag: &str,
     value: &str,
@@ -263,12 +243,7 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
 }
 
 fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
-    match value.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= max => Ok(Duration::from_secs_f64(s)),
-        _ => Err(usage_err(format!(
-            "invalid {flag} \"{value}\": must be a number of seconds, greater than 0 to {max}"
-        ))),
-    }
+    crate::cli::parse_seconds(flag, value, Duration::from_secs_f64(max))
 }
 
 /// Parses the arguments (without the program name).
@@ -280,7 +255,7 @@ fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
 pub fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
-        .map_err(|f| usage_err(fail_message(f)))?;
+        .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
     }
@@ -442,8 +417,8 @@ mod tests {
         assert!(err(&["rate", "-k", "5"]).starts_with("--held needs"));
         assert!(err(&["-c", "0"]).starts_with("invalid --clients \"0\""));
         assert!(err(&["idle", "-c", "0", "-k", "0"]).starts_with("invalid --clients"));
-        assert_eq!(err(&["-x"]), "unknown option \"-x\"");
-        assert_eq!(err(&["-p"]), "missing value for -p");
+        assert_eq!(err(&["-x"]), "unknown option -x (see --help)");
+        assert_eq!(err(&["-p"]), "-p needs a value (see --help)");
         assert!(matches!(p(&["-h"]), Ok(Command::Help(t)) if t.contains("trickle")));
         assert!(matches!(p(&["-V"]), Ok(Command::Version(t)) if t.contains("bench")));
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use getopts::{Fail, Options};
+use getopts::Options;
 
 use crate::error::{Error, Result};
 use crate::evaluate::{Question, SwfDomain};
@@ -122,47 +122,17 @@ fn usage_err(msg: String) -> Error {
     Error::Usage(msg)
 }
 
-fn fail_message(f: Fail) -> String {
-    match f {
-        Fail::UnrecognizedOption(o) => format!("unknown option \"{}\"", dashed(&o)),
-        Fail::ArgumentMissing(o) => format!("missing value for {}", dashed(&o)),
-        Fail::OptionDuplicated(o) => format!("{} given more than once", dashed(&o)),
-        Fail::UnexpectedArgument(o) => format!("{} takes no value", dashed(&o)),
-        Fail::OptionMissing(o) => format!("missing {}", dashed(&o)),
-    }
-}
-
-fn dashed(name: &str) -> String {
-    if name.starts_with('-') {
-        name.to_string()
-    } else if name.chars().count() == 1 {
-        format!("-{name}")
-    } else {
-        format!("--{name}")
-    }
-}
-
 fn port(flag: &str, value: &str) -> Result<u16> {
-    match value.parse::<u32>() {
-        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        _ => Err(usage_err(format!(
-            "invalid {flag} \"{value}\": must be 1-65535"
-        ))),
-    }
+    crate::cli::parse_port(flag, value, false)
 }
 
 fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
-    let bad = || {
-        let lower = if allow_zero { "0" } else { "greater than 0" };
-        usage_err(format!(
-            "invalid {flag} \"{value}\": must be a number of seconds, {lower} to {MAX_SECS}"
-        ))
-    };
-    let secs: f64 = value.trim().parse().map_err(|_| bad())?;
-    if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !allow_zero) || secs > MAX_SECS {
-        return Err(bad());
+    let max = Duration::from_secs_f64(MAX_SECS);
+    if allow_zero {
+        crate::cli::parse_seconds_or_zero(flag, value, max)
+    } else {
+        crate::cli::parse_seconds(flag, value, max)
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses the arguments (without the program name).
@@ -175,7 +145,7 @@ fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
 pub fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
-        .map_err(|f| usage_err(fail_message(f)))?;
+        .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
     }
@@ -371,8 +341,8 @@ mod tests {
         assert!(err(&["-H", "h", "--secure"]).starts_with("--secure needs"));
         assert!(err(&["-H", "h", "--file", "x"]).starts_with("--file and --host"));
         assert_eq!(err(&["-H", "h", "extra"]), "unexpected argument \"extra\"");
-        assert_eq!(err(&["-x"]), "unknown option \"-x\"");
-        assert_eq!(err(&["-H"]), "missing value for -H");
+        assert_eq!(err(&["-x"]), "unknown option -x (see --help)");
+        assert_eq!(err(&["-H"]), "-H needs a value (see --help)");
         assert_eq!(err(&["-H", "a", "-H", "b"]), "--host given more than once");
     }
 

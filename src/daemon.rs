@@ -92,6 +92,7 @@ fn serve(
         policy.describe()
     );
     log_policy_warnings(policy, false);
+    crate::server::raise_open_files_limit();
     let activated = matches!(activation, Activation::Sockets { .. });
     let server = listen(config, policy, activation)?;
     info!(

@@ -241,21 +241,26 @@ impl Server {
 }
 
 /// How many connections may wait in the waiting room: most of the descriptors we may
-/// open (after raising the soft limit to the hard one), the rest kept for accepting.
+/// open, the rest kept for accepting.
 fn open_files_budget() -> usize {
-    match sys::raise_open_files_limit() {
-        Some((old, new)) => {
-            if new > old {
-                info!("raised the open-files limit from {old} to {new}");
-            } else {
-                info!("open-files limit: {new}");
-            }
-            let reserved = RESERVED_FDS.min(new / 2);
-            usize::try_from(new.saturating_sub(reserved) * 3 / 4)
+    match sys::open_files_limit() {
+        Some(limit) => {
+            let reserved = RESERVED_FDS.min(limit / 2);
+            usize::try_from(limit.saturating_sub(reserved) * 3 / 4)
                 .unwrap_or(usize::MAX)
                 .max(1)
         }
         None => DEFAULT_ROOM,
+    }
+}
+
+/// Raises the soft open-files limit to the hard one, and logs the result. Call it at
+/// start, before binding.
+pub fn raise_open_files_limit() {
+    match sys::raise_open_files_limit() {
+        Some((old, new)) if new > old => info!("raised the open-files limit from {old} to {new}"),
+        Some((_, limit)) => info!("open-files limit: {limit}"),
+        None => {}
     }
 }
 

@@ -231,6 +231,21 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
     }
 }
 
+/// The soft open-files limit now, where there is one.
+#[cfg(unix)]
+pub fn open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// No descriptor limit outside Unix.
+#[cfg(not(unix))]
+pub fn open_files_limit() -> Option<u64> {
+    None
+}
+
 /// No descriptor limit to raise outside Unix.
 #[cfg(not(unix))]
 pub fn raise_open_files_limit() -> Option<(u64, u64)> {

@@ -3,8 +3,9 @@ CARGO ?= cargo
 PORT ?= 8843
 PREFIX ?= /usr/local
 DESTDIR ?=
+FUZZ_SECS ?= 60
 
-.PHONY: build run test lint release clean static install bench soak windows test-windows
+.PHONY: build run test lint release clean static install fuzz bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -30,6 +31,10 @@ static:
 # The release binaries, man pages and examples into $(DESTDIR)$(PREFIX) (sbin, bin, share/).
 install: release
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh scripts/install.sh
+
+# Fuzz each parser for FUZZ_SECS seconds in turn (nightly + cargo-fuzz; tests/fuzz/).
+fuzz:
+	FUZZ_SECS="$(FUZZ_SECS)" sh scripts/fuzz.sh
 
 # Start a release flashpolicyd on 127.0.0.1 and load it: c=1..256, idle and trickle floods (BENCH_SECS=5).
 bench:

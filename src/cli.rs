@@ -190,6 +190,15 @@ fn config_from(m: &Matches) -> Result<Config> {
                         .map_err(|why| Error::Usage(format!("invalid --allow \"{v}\": {why}")))?,
                 );
             }
+            // Refused like an oversized --file: validate would reject what we served.
+            let size = crate::policy::render_document(&specs).len();
+            if size > crate::policy::MAX_POLICY_BYTES {
+                return Err(Error::Usage(format!(
+                    "too many --allow values: the generated policy is {size} bytes, more than \
+                     the {} a policy may have",
+                    crate::policy::MAX_POLICY_BYTES
+                )));
+            }
             PolicySource::Allow(specs, allows)
         }
         (None, true) => PolicySource::Default,
@@ -595,6 +604,27 @@ mod tests {
         assert!(usage_err(&["-f", "x", "-a", "*"]).contains("--file and --allow"));
         assert!(usage_err(&["-a", "bad domain!:80"])
             .starts_with("invalid --allow \"bad domain!:80\": "));
+    }
+
+    /// Found by fuzzing (tests/fuzz/corpus/allow_spec/regression-too-many-specs): enough
+    /// --allow values made a policy over MAX_POLICY_BYTES, served with the size error
+    /// logged as a mere warning.
+    #[test]
+    fn too_many_allows_are_refused() {
+        let many = |n: usize| {
+            let mut list = Vec::new();
+            for _ in 0..n {
+                list.extend(["-a", "*"]);
+            }
+            list
+        };
+        assert!(parse(&args(&many(150))).is_ok());
+        let err = usage_err(&many(250));
+        assert!(err.starts_with("too many --allow values: the generated policy is "));
+        assert!(
+            err.ends_with("more than the 10000 a policy may have"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -144,7 +144,8 @@ pub fn render_document(specs: &[AllowSpec]) -> String {
     doc
 }
 
-/// Appends `value` escaped for a double-quoted attribute.
+/// Appends `value` escaped for a double-quoted attribute. Tab, LF and CR become
+/// character references: written raw, a reader would normalise them to spaces.
 fn push_escaped(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
@@ -153,6 +154,9 @@ fn push_escaped(out: &mut String, value: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
             _ => out.push(c),
         }
     }
@@ -321,6 +325,20 @@ mod tests {
             .document
             .and_then(|d| d.allow_access_from.first().cloned());
         assert_eq!(domain.map(|a| a.domain), Some("a&<>\"'".to_string()));
+    }
+
+    /// Found by fuzzing (tests/fuzz/corpus/policy_validate/regression-render-*): a
+    /// domain holding `&#9;` came back from rendering with a space instead of the tab.
+    #[test]
+    fn whitespace_in_values_survives_rendering() {
+        let domain = "a\tb\nc\rd\r\ne";
+        let doc = render_document(&[spec(domain, ToPorts::Any)]);
+        assert!(doc.contains("domain=\"a&#9;b&#10;c&#13;d&#13;&#10;e\""));
+        let report = validate(doc.as_bytes());
+        let back = report
+            .document
+            .and_then(|d| d.allow_access_from.first().cloned());
+        assert_eq!(back.map(|a| a.domain), Some(domain.to_string()));
     }
 
     #[test]

@@ -257,9 +257,10 @@ impl Policy {
     /// the order given (see [`render_document`]). `given` are the flag values as
     /// typed, kept for [`Policy::source`].
     ///
-    /// Specs from [`AllowSpec::parse`] always give a document without errors. Specs
-    /// built by hand with bad values cannot fail here: their diagnostics, errors
-    /// included, end up in [`Policy::warnings`].
+    /// Specs from [`AllowSpec::parse`] always give a document without errors, as long
+    /// as they are few enough for it to fit in [`MAX_POLICY_BYTES`] (`cli::parse`
+    /// refuses more). Specs built by hand with bad values, or too many specs, cannot
+    /// fail here: their diagnostics, errors included, end up in [`Policy::warnings`].
     pub fn from_allow(specs: &[AllowSpec], given: Vec<String>) -> Policy {
         Policy::generate(render_document(specs), specs, Source::Allow(given))
     }

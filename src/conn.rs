@@ -147,38 +147,53 @@ pub enum Next {
     Wait(Conn),
 }
 
-/// Runs a connection as far as it goes without waiting for the client: reads what has
-/// arrived, answers a complete request, rejects junk. (Linux only: uses `MSG_DONTWAIT`.)
+/// Reads what has already arrived, without waiting, and feeds it to the matcher:
+/// `None` while the request is still incomplete (nothing more has arrived), else the
+/// decided outcome (`Request`, `Junk`, `Closed` or `Failed`). (Linux: `MSG_DONTWAIT`.)
 #[cfg(target_os = "linux")]
-pub fn advance(mut conn: Conn, policy: &[u8], stats: &Stats) -> Next {
+pub fn read_now(conn: &mut Conn) -> Option<Outcome> {
     let mut buf = [0u8; request::READ_CHUNK];
     loop {
         let n = match crate::sys::recv_now(&conn.stream, &mut buf) {
             Ok(0) => {
                 let received = conn.matcher.matched();
-                return finish(conn, Outcome::Closed { received }, stats);
+                return Some(Outcome::Closed { received });
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if time_left(conn.deadline).is_none() {
-                    let received = conn.matcher.matched();
-                    return finish(conn, Outcome::TimedOut { received }, stats);
-                }
-                return Next::Wait(conn);
-            }
-            Err(e) => return finish(conn, Outcome::Failed(e), stats),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => return Some(Outcome::Failed(e)),
         };
         log::trace!(
             "{} read {:?}",
             conn.peer,
             String::from_utf8_lossy(&buf[..n])
         );
-        match request::step(&mut conn.matcher, &buf[..n]) {
-            None => {}
-            Some(Outcome::Request { nul, extra }) => return reply(conn, nul, extra, policy, stats),
-            Some(other) => return finish(conn, other, stats),
+        if let Some(outcome) = request::step(&mut conn.matcher, &buf[..n]) {
+            return Some(outcome);
         }
+    }
+}
+
+/// Runs a connection as far as it goes without waiting for the client: reads what has
+/// arrived, answers a complete request, rejects junk. (Linux only.)
+#[cfg(target_os = "linux")]
+pub fn advance(mut conn: Conn, policy: &[u8], stats: &Stats) -> Next {
+    match read_now(&mut conn) {
+        Some(outcome) => decide(conn, outcome, policy, stats),
+        None if time_left(conn.deadline).is_none() => {
+            let received = conn.matcher.matched();
+            finish(conn, Outcome::TimedOut { received }, stats)
+        }
+        None => Next::Wait(conn),
+    }
+}
+
+/// Acts on a decided outcome: answers a request, or ends the connection.
+pub fn decide(conn: Conn, outcome: Outcome, policy: &[u8], stats: &Stats) -> Next {
+    match outcome {
+        Outcome::Request { nul, extra } => reply(conn, nul, extra, policy, stats),
+        other => finish(conn, other, stats),
     }
 }
 
@@ -253,27 +268,27 @@ fn send_policy(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Resu
     s.write_all(&policy[sent..])
 }
 
-/// Discards what a lingering client sends, without waiting. Returns the connection if
-/// it must go on lingering.
+/// Discards what a lingering client sends, without waiting. Returns true if it must go
+/// on lingering (the client has not closed, the time and byte budgets are not spent).
 #[cfg(target_os = "linux")]
-pub fn linger_now(mut conn: Conn) -> Option<Conn> {
+pub fn linger_now(conn: &mut Conn) -> bool {
     let Phase::Linger { until, mut bytes } = conn.phase else {
-        return None;
+        return false;
     };
     let mut buf = [0u8; 512];
     while bytes < LINGER_MAX_BYTES {
         match crate::sys::recv_now(&conn.stream, &mut buf) {
-            Ok(0) => return None,
+            Ok(0) => return false,
             Ok(n) => bytes += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.phase = Phase::Linger { until, bytes };
-                return time_left(until).map(|_| conn);
+                return time_left(until).is_some();
             }
-            Err(_) => return None,
+            Err(_) => return false,
         }
     }
-    None
+    false
 }
 
 /// Discards what a lingering client sends until it closes, bounded in bytes and time.

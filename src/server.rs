@@ -294,7 +294,7 @@ fn start_room(
         .name("waiting-room".into())
         .spawn(move || {
             let stats = &room_ctx.shared.stats;
-            let run = room.run(stats, |conn| dispatch(&room_ctx, conn));
+            let run = room.run(stats, |conn, outcome| dispatch(&room_ctx, conn, outcome));
             if let Err(e) = run {
                 log::error!("waiting room failed: {e}");
             }
@@ -303,11 +303,15 @@ fn start_room(
     Ok((ctx, Some(handle)))
 }
 
-/// Queues a connection for a worker.
+/// Queues a connection whose request the waiting room has read, for a worker to answer.
 #[cfg(target_os = "linux")]
-fn dispatch(ctx: &Arc<Ctx>, conn: Conn) {
+fn dispatch(ctx: &Arc<Ctx>, conn: Conn, outcome: crate::request::Outcome) {
     let job_ctx = Arc::clone(ctx);
-    ctx.pool.execute(move || work(&job_ctx, conn));
+    ctx.pool.execute(move || {
+        let policy = job_ctx.shared.policy();
+        let next = conn::decide(conn, outcome, &policy, &job_ctx.shared.stats);
+        job_ctx.wait(next);
+    });
 }
 
 /// A worker's turn with a connection.
@@ -315,15 +319,32 @@ fn work(ctx: &Arc<Ctx>, conn: Conn) {
     let policy = ctx.shared.policy();
     let stats = &ctx.shared.stats;
     #[cfg(target_os = "linux")]
-    if let Some(parker) = &ctx.parker {
-        if let conn::Next::Wait(conn) = conn::advance(conn, &policy, stats) {
-            if let Err(conn) = parker.park(conn) {
-                conn::serve_blocking(conn, &policy, stats);
-            }
-        }
+    if ctx.parker.is_some() {
+        ctx.wait(conn::advance(conn, &policy, stats));
         return;
     }
     conn::serve_blocking(conn, &policy, stats);
+}
+
+impl Ctx {
+    /// Parks a connection that must wait for its client in the waiting room; if the room
+    /// is gone, waits for it here with blocking reads.
+    #[cfg(target_os = "linux")]
+    fn wait(&self, next: conn::Next) {
+        let conn::Next::Wait(conn) = next else { return };
+        let conn = match &self.parker {
+            Some(parker) => match parker.park(conn) {
+                Ok(()) => return,
+                Err(conn) => conn,
+            },
+            None => conn,
+        };
+        let policy = self.shared.policy();
+        match conn.phase {
+            conn::Phase::Request => conn::serve_blocking(conn, &policy, &self.shared.stats),
+            conn::Phase::Linger { .. } => conn::linger_blocking(conn),
+        }
+    }
 }
 
 impl Handle {

@@ -21,6 +21,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::conn::{self, Conn, Phase};
+use crate::request::Outcome;
 use crate::stats::Stats;
 
 /// Token of the wake-up eventfd in the epoll set.
@@ -171,14 +172,15 @@ impl Parked {
 }
 
 impl Room {
-    /// Serves the room until [`Parker::stop`] was called and it is empty. Each readable
-    /// connection waiting for its request goes to `dispatch` (the pool); lingering ones
-    /// are drained here.
+    /// Serves the room until [`Parker::stop`] was called and it is empty. A readable
+    /// connection is read here without waiting; once its request is complete it goes to
+    /// `dispatch` (a worker writes the reply), junk and early closes end here, and
+    /// lingering connections are drained here.
     ///
     /// # Errors
     ///
     /// What the OS says if `epoll_wait` fails for a reason other than a signal.
-    pub fn run(self, stats: &Stats, dispatch: impl Fn(Conn)) -> io::Result<()> {
+    pub fn run(self, stats: &Stats, dispatch: impl Fn(Conn, Outcome)) -> io::Result<()> {
         let epoll = &self.epoll;
         let mut parked = Parked {
             slots: Vec::new(),
@@ -207,16 +209,36 @@ impl Room {
                     let _ = self.shared.wake.read();
                     continue;
                 }
-                let Some(conn) = parked.remove(token as usize) else {
+                let index = token as usize;
+                // Read in place: a connection that is still incomplete keeps its slot,
+                // its registration and its deadline entry.
+                let Some(Some(slot)) = parked.slots.get_mut(index) else {
+                    continue;
+                };
+                let decided = match slot.conn.phase {
+                    Phase::Request => conn::read_now(&mut slot.conn),
+                    Phase::Linger { .. } => {
+                        if conn::linger_now(&mut slot.conn) {
+                            continue;
+                        }
+                        None
+                    }
+                };
+                let lingering = matches!(slot.conn.phase, Phase::Linger { .. });
+                if decided.is_none() && !lingering {
+                    continue;
+                }
+                let Some(conn) = parked.remove(index) else {
                     continue;
                 };
                 let _ = epoll.delete(&conn.stream);
-                if let Phase::Linger { .. } = conn.phase {
-                    if let Some(conn) = conn::linger_now(conn) {
-                        self.add(epoll, &mut parked, conn);
+                match decided {
+                    // Only a complete request needs a worker (to write the reply).
+                    Some(outcome @ Outcome::Request { .. }) => dispatch(conn, outcome),
+                    Some(other) => {
+                        conn::finish(conn, other, stats);
                     }
-                } else {
-                    dispatch(conn);
+                    None => {} // lingering is over: close
                 }
             }
             while let Ok(conn) = self.rx.try_recv() {

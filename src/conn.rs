@@ -17,7 +17,7 @@ use crate::request::{self, time_left, Matcher, Outcome};
 use crate::stats::Stats;
 
 /// After the policy is sent, read and discard at most this much before closing...
-pub const LINGER_MAX_BYTES: usize = 16 * 1024;
+pub const LINGER_MAX_BYTES: u32 = 16 * 1024;
 /// ... and for at most this long (and never past the connection's deadline).
 pub const LINGER_MAX_TIME: Duration = Duration::from_secs(1);
 
@@ -82,12 +82,10 @@ pub enum Phase {
     /// Waiting for the rest of the request.
     Request,
     /// Policy sent and write side shut: discarding what the client still sends until it
-    /// closes, so our close is not a reset.
+    /// closes, so our close is not a reset. The deadline is then the end of lingering.
     Linger {
-        /// Stop waiting at this instant.
-        until: Instant,
         /// Bytes discarded so far.
-        bytes: usize,
+        bytes: u32,
     },
 }
 
@@ -100,7 +98,7 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// When we accepted it.
     pub accepted: Instant,
-    /// When its time is up, whatever it is doing.
+    /// When its time is up, whatever it is doing (lingering ends earlier: see [`reply`]).
     pub deadline: Instant,
     /// The request bytes seen so far.
     pub matcher: Matcher,
@@ -126,14 +124,6 @@ impl Conn {
             matcher: Matcher::new(),
             phase: Phase::Request,
             _live: flight.map_or(Live(None), InFlight::enter),
-        }
-    }
-
-    /// The instant this connection stops being waited for in its current phase.
-    pub fn wait_until(&self) -> Instant {
-        match self.phase {
-            Phase::Request => self.deadline,
-            Phase::Linger { until, .. } => until,
         }
     }
 }
@@ -240,10 +230,8 @@ pub fn reply(mut conn: Conn, nul: bool, extra: bool, policy: &[u8], stats: &Stat
         return Next::Done;
     }
     let _ = conn.stream.shutdown(Shutdown::Write);
-    conn.phase = Phase::Linger {
-        until: conn.deadline.min(Instant::now() + LINGER_MAX_TIME),
-        bytes: 0,
-    };
+    conn.deadline = conn.deadline.min(Instant::now() + LINGER_MAX_TIME);
+    conn.phase = Phase::Linger { bytes: 0 };
     Next::Wait(conn)
 }
 
@@ -272,17 +260,18 @@ fn send_policy(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Resu
 /// on lingering (the client has not closed, the time and byte budgets are not spent).
 #[cfg(target_os = "linux")]
 pub fn linger_now(conn: &mut Conn) -> bool {
-    let Phase::Linger { until, mut bytes } = conn.phase else {
+    let Phase::Linger { mut bytes } = conn.phase else {
         return false;
     };
+    let until = conn.deadline;
     let mut buf = [0u8; 512];
     while bytes < LINGER_MAX_BYTES {
         match crate::sys::recv_now(&conn.stream, &mut buf) {
             Ok(0) => return false,
-            Ok(n) => bytes += n,
+            Ok(n) => bytes = bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.phase = Phase::Linger { until, bytes };
+                conn.phase = Phase::Linger { bytes };
                 return time_left(until).is_some();
             }
             Err(_) => return false,
@@ -293,9 +282,10 @@ pub fn linger_now(conn: &mut Conn) -> bool {
 
 /// Discards what a lingering client sends until it closes, bounded in bytes and time.
 pub fn linger_blocking(conn: Conn) {
-    let Phase::Linger { until, mut bytes } = conn.phase else {
+    let Phase::Linger { mut bytes } = conn.phase else {
         return;
     };
+    let until = conn.deadline;
     let mut buf = [0u8; 512];
     let mut s = &conn.stream;
     while bytes < LINGER_MAX_BYTES {
@@ -305,7 +295,7 @@ pub fn linger_blocking(conn: Conn) {
         }
         match s.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => bytes += n,
+            Ok(n) => bytes = bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }

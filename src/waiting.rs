@@ -131,7 +131,7 @@ struct Parked {
 
 impl Parked {
     fn insert(&mut self, conn: Conn) -> usize {
-        let when = conn.wait_until();
+        let when = conn.deadline;
         self.next_generation += 1;
         let generation = self.next_generation;
         let slot = Slot { conn, generation };

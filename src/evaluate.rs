@@ -182,6 +182,25 @@ impl Decision {
             fell_back,
         }
     }
+
+    /// Access granted by `eval`: `fact` names the grant and becomes the summary.
+    fn allow(
+        fact: String,
+        mut facts: Vec<String>,
+        mut policies: Vec<PolicyEval>,
+        eval: PolicyEval,
+        fell_back: bool,
+    ) -> Self {
+        facts.push(fact.clone());
+        policies.push(eval);
+        Decision {
+            allowed: true,
+            summary: fact,
+            facts,
+            policies,
+            fell_back,
+        }
+    }
 }
 
 /// Decides like the player: the policy on `master_port` is the master; if it grants,
@@ -222,15 +241,7 @@ where
             }
             if let Some(judged) = eval.granting() {
                 let fact = explain(judged, question, master_port);
-                facts.push(fact.clone());
-                policies.push(eval);
-                return Decision {
-                    allowed: true,
-                    summary: fact,
-                    facts,
-                    policies,
-                    fell_back: false,
-                };
+                return Decision::allow(fact, facts, policies, eval, false);
             }
             let misses = eval.misses(question);
             let first_miss = misses.first().cloned().unwrap_or_default();
@@ -289,15 +300,7 @@ where
             }
             if let Some(judged) = eval.granting() {
                 let fact = explain(judged, question, to_port);
-                facts.push(fact.clone());
-                policies.push(eval);
-                return Decision {
-                    allowed: true,
-                    summary: fact,
-                    facts,
-                    policies,
-                    fell_back: true,
-                };
+                return Decision::allow(fact, facts, policies, eval, true);
             }
             let misses = eval.misses(question);
             let dest_why = misses.first().cloned().unwrap_or_default();

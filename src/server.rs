@@ -1,6 +1,7 @@
 //! Bind, accept loop (one named thread per listener), dispatch to a fixed pool of
-//! workers, and shutdown: a flag, a wake-up of every blocked `accept()`, a wait for the
-//! connections in flight, then `pool.join()`. What one connection does is in `conn.rs`;
+//! workers (each pool thread takes connections from one queue), and shutdown: a flag, a
+//! wake-up of every blocked `accept()`, a wait for the connections in flight, closing
+//! the queue, then `pool.join()`. What one connection does is in `conn.rs`;
 //! on Linux, connections that must wait for their client wait in `waiting.rs`.
 
 use std::io;
@@ -11,7 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use threadpool::ThreadPool;
 
 use crate::config::Config;
 use crate::conn::{self, Conn, InFlight};
@@ -58,11 +58,85 @@ impl Shared {
     }
 }
 
-/// What a worker job needs: the shared state, the pool to requeue to, and (Linux) the
+/// One unit of work for a worker.
+enum Job {
+    /// A fresh connection, still counted in `pending`.
+    Fresh(Conn),
+    /// A connection whose request the waiting room has read.
+    #[cfg(target_os = "linux")]
+    Decided(Conn, crate::request::Outcome),
+}
+
+/// The hand-off between the accept threads (and the waiting room) and the workers. The
+/// pool's own queue wakes two threads per job (the receiver, then the next worker
+/// waiting for the receiver's lock); this one wakes at most one, and none when a
+/// worker is already running and will come back for more.
+#[derive(Default)]
+struct Queue {
+    state: std::sync::Mutex<QueueState>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: std::collections::VecDeque<Job>,
+    idle: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        let wake = {
+            let mut st = match self.state.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            st.jobs.push_back(job);
+            st.idle > 0
+        };
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next job, or `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
+        let mut st = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                return Some(job);
+            }
+            if st.closed {
+                return None;
+            }
+            st.idle += 1;
+            st = match self.ready.wait(st) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            st.idle -= 1;
+        }
+    }
+
+    fn close(&self) {
+        let mut st = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        st.closed = true;
+        drop(st);
+        self.ready.notify_all();
+    }
+}
+
+/// What a worker needs: the shared state, the queue it takes jobs from, and (Linux) the
 /// waiting room.
 struct Ctx {
     shared: Arc<Shared>,
-    pool: ThreadPool,
+    queue: Queue,
     #[cfg(target_os = "linux")]
     parker: Option<crate::waiting::Parker>,
 }
@@ -188,15 +262,19 @@ impl Server {
             }
         }
         #[cfg(target_os = "linux")]
-        let (ctx, room) = start_room(&self.shared, &pool, room_size)?;
+        let (ctx, room) = start_room(&self.shared, room_size)?;
         #[cfg(not(target_os = "linux"))]
         let ctx = {
             let _ = room_size;
             Arc::new(Ctx {
                 shared: Arc::clone(&self.shared),
-                pool: pool.clone(),
+                queue: Queue::default(),
             })
         };
+        for _ in 0..self.workers {
+            let ctx = Arc::clone(&ctx);
+            pool.execute(move || worker_loop(&ctx));
+        }
         let mut threads = Vec::new();
         for listener in self.listeners {
             let name = match listener.local_addr() {
@@ -235,6 +313,7 @@ impl Server {
                 let _ = room.join();
             }
         }
+        ctx.queue.close();
         pool.join();
         Ok(self.shared.stats.snapshot())
     }
@@ -269,7 +348,6 @@ pub fn raise_open_files_limit() {
 #[cfg(target_os = "linux")]
 fn start_room(
     shared: &Arc<Shared>,
-    pool: &ThreadPool,
     size: usize,
 ) -> Result<(Arc<Ctx>, Option<thread::JoinHandle<()>>)> {
     let (parker, room) = match crate::waiting::channel(size) {
@@ -278,7 +356,7 @@ fn start_room(
             warn!("no waiting room ({e}): slow clients will occupy workers");
             let ctx = Arc::new(Ctx {
                 shared: Arc::clone(shared),
-                pool: pool.clone(),
+                queue: Queue::default(),
                 parker: None,
             });
             return Ok((ctx, None));
@@ -286,7 +364,7 @@ fn start_room(
     };
     let ctx = Arc::new(Ctx {
         shared: Arc::clone(shared),
-        pool: pool.clone(),
+        queue: Queue::default(),
         parker: Some(parker),
     });
     let room_ctx = Arc::clone(&ctx);
@@ -306,12 +384,33 @@ fn start_room(
 /// Queues a connection whose request the waiting room has read, for a worker to answer.
 #[cfg(target_os = "linux")]
 fn dispatch(ctx: &Arc<Ctx>, conn: Conn, outcome: crate::request::Outcome) {
-    let job_ctx = Arc::clone(ctx);
-    ctx.pool.execute(move || {
-        let policy = job_ctx.shared.policy();
-        let next = conn::decide(conn, outcome, &policy, &job_ctx.shared.stats);
-        job_ctx.wait(next);
-    });
+    ctx.queue.push(Job::Decided(conn, outcome));
+}
+
+/// What each pool thread runs: jobs from the queue until it is closed. A panic while
+/// serving one connection (none is known) ends that connection, not the worker.
+fn worker_loop(ctx: &Arc<Ctx>) {
+    while let Some(job) = ctx.queue.pop() {
+        let run = std::panic::AssertUnwindSafe(|| run_job(ctx, job));
+        if std::panic::catch_unwind(run).is_err() {
+            log::error!("a worker panicked while serving a connection; it goes on");
+        }
+    }
+}
+
+fn run_job(ctx: &Arc<Ctx>, job: Job) {
+    match job {
+        Job::Fresh(conn) => {
+            ctx.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            work(ctx, conn);
+        }
+        #[cfg(target_os = "linux")]
+        Job::Decided(conn, outcome) => {
+            let policy = ctx.shared.policy();
+            let next = conn::decide(conn, outcome, &policy, &ctx.shared.stats);
+            ctx.wait(next);
+        }
+    }
 }
 
 /// A worker's turn with a connection.
@@ -469,11 +568,7 @@ fn admit(ctx: &Arc<Ctx>, stream: TcpStream, peer: SocketAddr, may_warn: &mut imp
         return; // dropping the stream closes it
     }
     let conn = Conn::new(stream, peer, shared.timeout, Some(&shared.flight));
-    let job_ctx = Arc::clone(ctx);
-    ctx.pool.execute(move || {
-        job_ctx.shared.pending.fetch_sub(1, Ordering::SeqCst);
-        work(&job_ctx, conn);
-    });
+    ctx.queue.push(Job::Fresh(conn));
 }
 
 /// The whole life of one connection made elsewhere (inetd's socket on stdin): read the

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ pub const LINGER_MAX_TIME: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct InFlight {
     count: AtomicUsize,
+    /// Someone is in [`InFlight::wait_idle`]: only then does the last close notify (a
+    /// notification costs a lock and a futex call, on every connection of an idle server).
+    waiting: AtomicBool,
     lock: Mutex<()>,
     idle: Condvar,
 }
@@ -44,6 +47,9 @@ impl InFlight {
     /// Waits until no connection is open, at most `limit`. Returns whether that happened.
     pub fn wait_idle(&self, limit: Duration) -> bool {
         let end = Instant::now() + limit;
+        // Announced before the count is read: a close that brings it to zero after this
+        // store sees the flag and notifies.
+        self.waiting.store(true, Ordering::SeqCst);
         let mut guard = match self.lock.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -68,7 +74,7 @@ pub struct Live(Option<Arc<InFlight>>);
 impl Drop for Live {
     fn drop(&mut self) {
         if let Some(f) = self.0.take() {
-            if f.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if f.count.fetch_sub(1, Ordering::SeqCst) == 1 && f.waiting.load(Ordering::SeqCst) {
                 let _guard = f.lock.lock();
                 f.idle.notify_all();
             }
@@ -344,5 +350,39 @@ pub fn expire(conn: Conn, evicted: bool, stats: &Stats) {
         } else {
             finish(conn, Outcome::TimedOut { received }, stats);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_idle_wakes_when_the_last_connection_closes() {
+        let flight = Arc::new(InFlight::default());
+        let (a, b) = (flight.enter(), flight.enter());
+        assert_eq!(flight.count(), 2);
+        let closer = std::thread::spawn(move || {
+            // Give the waiter a chance to block first; correctness does not depend on it.
+            std::thread::sleep(Duration::from_millis(20));
+            drop(a);
+            drop(b);
+        });
+        let start = Instant::now();
+        assert!(flight.wait_idle(Duration::from_secs(10)));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woken by the close, not the limit"
+        );
+        closer.join().unwrap();
+        assert_eq!(flight.count(), 0);
+    }
+
+    #[test]
+    fn wait_idle_gives_up_at_its_limit() {
+        let flight = Arc::new(InFlight::default());
+        let _open = flight.enter();
+        assert!(!flight.wait_idle(Duration::from_millis(30)));
+        assert_eq!(flight.count(), 1);
     }
 }

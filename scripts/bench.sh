@@ -28,6 +28,8 @@ client_bin=target/release/flashpolicy-bench
 clk=$(getconf CLK_TCK)
 
 say() { printf 'bench: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/server.sh
+. scripts/lib/server.sh
 
 for n in "$secs" "$held" "$flood_clients"; do
     case $n in
@@ -60,19 +62,6 @@ stop_sampler() {
     fi
 }
 
-stop_server() {
-    [ -n "$spid" ] || return 0
-    kill -TERM "$spid" 2>/dev/null || true
-    for _ in $(seq 80); do
-        kill -0 "$spid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$spid" 2>/dev/null || true
-    wait "$spid" 2>/dev/null || true
-    grep -h 'stopped:' "$tmp/server.log" | sed 's/^/bench: server /' >&2 || true
-    spid=""
-}
-
 cleanup() {
     stop_sampler
     stop_server
@@ -80,25 +69,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# start_server ARGS...: starts flashpolicyd, waits (10 s max) for `listening on`.
-start_server() {
-    "$server_bin" -p 0 -b 127.0.0.1 "$@" 2> "$tmp/server.log" < /dev/null &
-    spid=$!
-    port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/server.log" | head -1)
-        [ -n "$port" ] && break
-        kill -0 "$spid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
-        say "flashpolicyd did not start:"
-        cat "$tmp/server.log" >&2
-        exit 1
-    fi
-    say "flashpolicyd $* (pid $spid) listening on 127.0.0.1:$port"
-}
 
 # CPU ticks (utime + stime) of a process; fields 14 and 15 of /proc/PID/stat,
 # counted after the ")" that ends the command name.

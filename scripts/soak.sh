@@ -36,6 +36,8 @@ server_bin=target/release/flashpolicyd
 client_bin=target/release/flashpolicy-bench
 
 say() { printf 'soak: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/server.sh
+. scripts/lib/server.sh
 
 for n in "$conns" "$clients" "$junk" "$held" "$max_secs" "$warmup" "$fd_slack" "$rss_slack"; do
     case $n in
@@ -53,17 +55,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 tmp=$(mktemp -d /tmp/flashpolicy-soak.XXXXXX)
 spid=""
 
-stop_server() {
-    [ -n "$spid" ] || return 0
-    kill -TERM "$spid" 2>/dev/null || true
-    for _ in $(seq 80); do
-        kill -0 "$spid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$spid" 2>/dev/null || true
-    wait "$spid" 2>/dev/null || true
-    spid=""
-}
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     stop_server
@@ -73,21 +64,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # shellcheck disable=SC2086 # server_args is a list of flags
-"$server_bin" -p 0 -b 127.0.0.1 $server_args 2> "$tmp/server.log" < /dev/null &
-spid=$!
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/server.log" | head -1)
-    [ -n "$port" ] && break
-    kill -0 "$spid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    say "flashpolicyd did not start:"
-    cat "$tmp/server.log" >&2
-    exit 1
-fi
-say "flashpolicyd $server_args (pid $spid) on 127.0.0.1:$port"
+start_server $server_args
 
 status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$spid/status"; }
 # "threads fds rss_kb hwm_kb" of the server now.
@@ -172,5 +149,4 @@ check "good transactions during the soak ($ok)" test "${ok:-0}" -gt 0
 check "the server still answers ($probe_ok good, $probe_errors errors)" \
     test "${probe_ok:-0}" -gt 0 -a "${probe_errors:-1}" -eq 0
 stop_server
-grep -h 'stopped:' "$tmp/server.log" | sed 's/^/soak: server /' >&2 || true
 exit "$failed"

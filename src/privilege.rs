@@ -89,8 +89,6 @@ pub use unix::{check_can_switch, current, lookup, switch};
 
 #[cfg(unix)]
 mod unix {
-    use std::ffi::CString;
-
     use log::info;
     use nix::unistd::{self, Gid, Group, Uid, User};
 
@@ -258,6 +256,7 @@ mod unix {
         Ok(([ru, eu, ru], [rg, eg, rg]))
     }
 
+    /// Supplementary groups, where the OS offers `getgrouplist` and `setgroups`.
     #[cfg(any(
         target_os = "linux",
         target_os = "android",
@@ -266,22 +265,19 @@ mod unix {
         target_os = "netbsd",
         target_os = "openbsd"
     ))]
-    fn supplementary(user: &str, gid: Gid) -> nix::Result<Vec<u32>> {
-        let name = CString::new(user).map_err(|_| nix::errno::Errno::EINVAL)?;
-        let groups = unistd::getgrouplist(&name, gid)?;
-        Ok(groups.into_iter().map(Gid::as_raw).collect())
-    }
+    mod grouplist {
+        use nix::unistd::{self, Gid};
+        use std::ffi::CString;
 
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ))]
-    fn set_groups(groups: &[Gid]) -> nix::Result<()> {
-        unistd::setgroups(groups)
+        pub(super) fn supplementary(user: &str, gid: Gid) -> nix::Result<Vec<u32>> {
+            let name = CString::new(user).map_err(|_| nix::errno::Errno::EINVAL)?;
+            let groups = unistd::getgrouplist(&name, gid)?;
+            Ok(groups.into_iter().map(Gid::as_raw).collect())
+        }
+
+        pub(super) fn set_groups(groups: &[Gid]) -> nix::Result<()> {
+            unistd::setgroups(groups)
+        }
     }
 
     /// Elsewhere, only the primary group is held (no portable `getgrouplist`).
@@ -293,22 +289,19 @@ mod unix {
         target_os = "netbsd",
         target_os = "openbsd"
     )))]
-    fn supplementary(user: &str, gid: Gid) -> nix::Result<Vec<u32>> {
-        let _ = CString::new(user);
-        Ok(vec![gid.as_raw()])
+    mod grouplist {
+        use nix::unistd::Gid;
+
+        pub(super) fn supplementary(_user: &str, gid: Gid) -> nix::Result<Vec<u32>> {
+            Ok(vec![gid.as_raw()])
+        }
+
+        pub(super) fn set_groups(_groups: &[Gid]) -> nix::Result<()> {
+            Err(nix::errno::Errno::ENOSYS)
+        }
     }
 
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    )))]
-    fn set_groups(_groups: &[Gid]) -> nix::Result<()> {
-        Err(nix::errno::Errno::ENOSYS)
-    }
+    use grouplist::{set_groups, supplementary};
 }
 
 /// `--user` is Unix only.

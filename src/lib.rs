@@ -29,6 +29,7 @@ pub mod pidfile;
 pub mod policy;
 pub mod privilege;
 pub mod probe;
+mod queue;
 pub mod reload;
 pub mod request;
 pub mod server;

@@ -16,6 +16,7 @@ use log::{debug, info, warn};
 use crate::config::Config;
 use crate::conn::{self, Conn, InFlight};
 use crate::error::{Error, Result};
+use crate::queue::Queue;
 use crate::stats::{Snapshot, Stats};
 use crate::sys;
 
@@ -67,76 +68,11 @@ enum Job {
     Decided(Conn, crate::request::Outcome),
 }
 
-/// The hand-off between the accept threads (and the waiting room) and the workers. The
-/// pool's own queue wakes two threads per job (the receiver, then the next worker
-/// waiting for the receiver's lock); this one wakes at most one, and none when a
-/// worker is already running and will come back for more.
-#[derive(Default)]
-struct Queue {
-    state: std::sync::Mutex<QueueState>,
-    ready: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct QueueState {
-    jobs: std::collections::VecDeque<Job>,
-    idle: usize,
-    closed: bool,
-}
-
-impl Queue {
-    fn push(&self, job: Job) {
-        let wake = {
-            let mut st = match self.state.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            st.jobs.push_back(job);
-            st.idle > 0
-        };
-        if wake {
-            self.ready.notify_one();
-        }
-    }
-
-    /// The next job, or `None` once the queue is closed and empty.
-    fn pop(&self) -> Option<Job> {
-        let mut st = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        loop {
-            if let Some(job) = st.jobs.pop_front() {
-                return Some(job);
-            }
-            if st.closed {
-                return None;
-            }
-            st.idle += 1;
-            st = match self.ready.wait(st) {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            st.idle -= 1;
-        }
-    }
-
-    fn close(&self) {
-        let mut st = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        st.closed = true;
-        drop(st);
-        self.ready.notify_all();
-    }
-}
-
 /// What a worker needs: the shared state, the queue it takes jobs from, and (Linux) the
 /// waiting room.
 struct Ctx {
     shared: Arc<Shared>,
-    queue: Queue,
+    queue: Queue<Job>,
     #[cfg(target_os = "linux")]
     parker: Option<crate::waiting::Parker>,
 }
@@ -262,18 +198,18 @@ impl Server {
             }
         }
         #[cfg(target_os = "linux")]
-        let (ctx, room) = start_room(&self.shared, room_size)?;
+        let (ctx, room) = start_room(&self.shared, self.workers, room_size)?;
         #[cfg(not(target_os = "linux"))]
         let ctx = {
             let _ = room_size;
             Arc::new(Ctx {
                 shared: Arc::clone(&self.shared),
-                queue: Queue::default(),
+                queue: Queue::new(self.workers, false),
             })
         };
-        for _ in 0..self.workers {
+        for me in 0..self.workers {
             let ctx = Arc::clone(&ctx);
-            pool.execute(move || worker_loop(&ctx));
+            pool.execute(move || worker_loop(&ctx, me));
         }
         let mut threads = Vec::new();
         for listener in self.listeners {
@@ -348,6 +284,7 @@ pub fn raise_open_files_limit() {
 #[cfg(target_os = "linux")]
 fn start_room(
     shared: &Arc<Shared>,
+    workers: usize,
     size: usize,
 ) -> Result<(Arc<Ctx>, Option<thread::JoinHandle<()>>)> {
     let (parker, room) = match crate::waiting::channel(size) {
@@ -356,7 +293,7 @@ fn start_room(
             warn!("no waiting room ({e}): slow clients will occupy workers");
             let ctx = Arc::new(Ctx {
                 shared: Arc::clone(shared),
-                queue: Queue::default(),
+                queue: Queue::new(workers, false),
                 parker: None,
             });
             return Ok((ctx, None));
@@ -364,7 +301,8 @@ fn start_room(
     };
     let ctx = Arc::new(Ctx {
         shared: Arc::clone(shared),
-        queue: Queue::default(),
+        // Workers never wait for a client: an awake one comes back for the next job.
+        queue: Queue::new(workers, true),
         parker: Some(parker),
     });
     let room_ctx = Arc::clone(&ctx);
@@ -389,8 +327,8 @@ fn dispatch(ctx: &Arc<Ctx>, conn: Conn, outcome: crate::request::Outcome) {
 
 /// What each pool thread runs: jobs from the queue until it is closed. A panic while
 /// serving one connection (none is known) ends that connection, not the worker.
-fn worker_loop(ctx: &Arc<Ctx>) {
-    while let Some(job) = ctx.queue.pop() {
+fn worker_loop(ctx: &Arc<Ctx>, me: usize) {
+    while let Some(job) = ctx.queue.pop(me) {
         let run = std::panic::AssertUnwindSafe(|| run_job(ctx, job));
         if std::panic::catch_unwind(run).is_err() {
             log::error!("a worker panicked while serving a connection; it goes on");
@@ -439,10 +377,10 @@ impl Ctx {
             None => conn,
         };
         let policy = self.shared.policy();
-        match conn.phase {
+        self.queue.blocking(|| match conn.phase {
             conn::Phase::Request => conn::serve_blocking(conn, &policy, &self.shared.stats),
             conn::Phase::Linger { .. } => conn::linger_blocking(conn),
-        }
+        });
     }
 }
 

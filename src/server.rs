@@ -185,6 +185,12 @@ impl Server {
     /// [`Error::Setup`] if a thread cannot be started.
     pub fn run(self) -> Result<Snapshot> {
         sys::single_malloc_arena();
+        // Before the pool, accept and waiting-room threads are made: they inherit it.
+        match sys::batch_scheduling() {
+            Ok(sys::Scheduling::Batch) => debug!("serving threads run under SCHED_BATCH"),
+            Ok(sys::Scheduling::Kept) => debug!("scheduling policy left as it is"),
+            Err(e) => debug!("cannot set SCHED_BATCH: {e}"),
+        }
         let pool = threadpool::Builder::new()
             .num_threads(self.workers)
             .thread_name("policy-worker".into())

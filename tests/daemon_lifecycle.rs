@@ -1,7 +1,8 @@
 //! The daemon's life, black-box: stop on SIGTERM/SIGINT/SIGHUP with the counters logged,
 //! SIGHUP ignored under nohup, in-flight connections finished at stop, a second instance
 //! on a busy port, the unprivileged-port hint, the pid file, the log file and its format,
-//! per-connection debug lines, and the -q / RUST_LOG level controls.
+//! per-connection debug lines, the -q / RUST_LOG level controls, and the scheduling
+//! policy of the serving threads (Linux).
 
 mod support;
 
@@ -555,4 +556,70 @@ fn pid_file_holds_the_pid_and_is_removed_at_stop() {
         !pid_file.exists(),
         "pid file must be removed at a clean stop"
     );
+}
+
+/// The scheduling policy (field 41 of /proc/PID/task/TID/stat) of each thread of `pid`
+/// whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read the task list");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that closes the name start at field 3.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(policy) = after.split_whitespace().nth(41 - 3) {
+            out.push(policy.parse().expect("numeric policy"));
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+const SCHED_BATCH: u32 = 3;
+#[cfg(target_os = "linux")]
+const SCHED_IDLE: u32 = 5;
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serving_threads_run_under_sched_batch() {
+    let mut d = Daemon::start_local(&["--workers", "3"]);
+    fetch_policy(d.addr());
+    for prefix in ["policy-worker", "accept-", "waiting-room"] {
+        let got = thread_policies(d.pid(), prefix);
+        assert!(!got.is_empty(), "no {prefix} thread found");
+        assert!(
+            got.iter().all(|&p| p == SCHED_BATCH),
+            "{prefix} threads have policies {got:?}, want SCHED_BATCH ({SCHED_BATCH})"
+        );
+    }
+    assert_eq!(thread_policies(d.pid(), "policy-worker").len(), 3);
+    d.stop();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_policy_chosen_by_the_operator_is_kept() {
+    if std::process::Command::new("chrt")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: chrt (util-linux) is not installed");
+        return;
+    }
+    let cmd = command_via(&["chrt", "--idle", "0"], &["-p", "0", "-b", "127.0.0.1"]);
+    let mut d = Daemon::start_cmd(cmd, 1);
+    fetch_policy(d.addr());
+    let got = thread_policies(d.pid(), "policy-worker");
+    assert!(!got.is_empty(), "no worker thread found");
+    assert!(
+        got.iter().all(|&p| p == SCHED_IDLE),
+        "workers have policies {got:?}, want the SCHED_IDLE ({SCHED_IDLE}) they were started with"
+    );
+    d.stop();
 }

@@ -241,10 +241,11 @@ pub fn reply(mut conn: Conn, nul: bool, extra: bool, policy: &[u8], stats: &Stat
     Next::Wait(conn)
 }
 
-/// Writes the policy in one write, bounded by the deadline.
+/// Writes the policy in one write, bounded by the deadline. The caller closes or shuts
+/// down the write side right after (Linux: that sends the FIN with the policy).
 fn send_policy(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    let sent = match crate::sys::send_now(stream, policy) {
+    let sent = match crate::sys::send_before_fin(stream, policy) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),

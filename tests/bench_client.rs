@@ -284,3 +284,38 @@ fn junk_answered_with_a_policy_is_an_error() {
     let answered = r.tally.errors[bench::client::Failure::AnsweredJunk.index()];
     assert!(answered > 0 && answered == r.tally.error_count(), "{r}");
 }
+
+/// `scripts/ab.py`, the side-by-side A/B script, run for one short round against two
+/// daemons (this build twice): it must print one table row per server and
+/// concurrency, with a rate, a CPU figure and a switches figure.
+#[test]
+fn the_ab_script_prints_a_row_per_server_and_concurrency() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let daemon = env!("CARGO_BIN_EXE_flashpolicyd");
+    let a = format!("a={daemon} -p {{port}} -b 127.0.0.1 -q");
+    let b = format!("b={daemon} -p {{port}} -b 127.0.0.1 -q --workers 2");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ab.py");
+    let mut cmd = Command::new("python3");
+    cmd.args([script, "-r", "1", "-d", "1", "-c", "2,4", &a, &b])
+        .env("AB_CLIENT", BENCH);
+    let out = run_cmd(cmd, Duration::from_secs(60));
+    assert_eq!(out.code(), 0, "ab.py failed:\n{}", out.stderr);
+    let text = out.stdout_text();
+    for (name, c) in [("a", 2), ("a", 4), ("b", 2), ("b", 4)] {
+        let prefix = format!("| {name} | {c} | ");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row {prefix:?} in:\n{text}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let rate: f64 = cells[3].parse().expect("conn/s is a number");
+        assert!(rate > 0.0, "no transaction in {row}");
+        assert!(
+            cells[5].ends_with("µs") && cells[6].parse::<f64>().is_ok(),
+            "{row}"
+        );
+    }
+}

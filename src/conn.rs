@@ -241,26 +241,39 @@ pub fn reply(mut conn: Conn, nul: bool, extra: bool, policy: &[u8], stats: &Stat
     Next::Wait(conn)
 }
 
-/// Writes the policy in one write, bounded by the deadline. The caller closes or shuts
+/// Writes the policy, on Linux without waiting for the client (the send buffer is grown
+/// if the policy does not fit), else bounded by the deadline. The caller closes or shuts
 /// down the write side right after (Linux: that sends the FIN with the policy).
 fn send_policy(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    let sent = match crate::sys::send_before_fin(stream, policy) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(e) => return Err(e),
-    };
+    let mut sent = send_now(stream, policy)?;
+    #[cfg(target_os = "linux")]
+    if sent < policy.len() && crate::sys::grow_send_buffer(stream, policy.len() - sent).is_ok() {
+        // The send buffer was smaller than the policy (tcp_wmem set below it): with room
+        // made, the rest goes in without waiting for the client to read.
+        sent += send_now(stream, &policy[sent..])?;
+    }
     #[cfg(not(target_os = "linux"))]
     let sent = 0;
     if sent == policy.len() {
         return Ok(());
     }
-    // The socket buffer was full (it holds far more than a policy on any sane host):
-    // finish with a blocking write bounded by the time left.
+    // Still no room (net.core.wmem_max below the policy size, or not Linux): finish
+    // with a blocking write bounded by the time left.
     let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
     stream.set_write_timeout(Some(left))?;
     let mut s = stream;
     s.write_all(&policy[sent..])
+}
+
+/// [`crate::sys::send_before_fin`], with a full buffer counted as nothing sent.
+#[cfg(target_os = "linux")]
+fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    match crate::sys::send_before_fin(stream, bytes) {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Discards what a lingering client sends, without waiting. Returns true if it must go
@@ -385,5 +398,53 @@ mod tests {
         let _open = flight.enter();
         assert!(!flight.wait_idle(Duration::from_millis(30)));
         assert_eq!(flight.count(), 1);
+    }
+
+    /// A client that reads nothing and advertises a tiny window, against a server socket
+    /// whose send buffer (4.5 KiB, as on a host with tcp_wmem that low) is smaller than
+    /// the largest policy: the reply must still be handed to the kernel at once, not wait
+    /// for the client (a worker would be held until the deadline).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_policy_larger_than_the_send_buffer_is_sent_without_waiting_for_the_client() {
+        use nix::sys::socket::{
+            connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+        };
+        use std::os::fd::AsRawFd;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Inherited by the accepted socket; the kernel's minimum (4,608 bytes).
+        setsockopt(&listener, sockopt::SndBuf, &1).unwrap();
+        let addr = match listener.local_addr().unwrap() {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!(),
+        };
+        let client = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        setsockopt(&client, sockopt::RcvBuf, &1).unwrap();
+        connect(client.as_raw_fd(), &SockaddrIn::from(addr)).unwrap();
+        let mut client = TcpStream::from(client);
+        let (server, _) = listener.accept().unwrap();
+
+        let policy = vec![b'x'; crate::policy::MAX_POLICY_BYTES];
+        let sent = send_policy(
+            &server,
+            &policy,
+            Instant::now() + Duration::from_millis(300),
+        );
+        assert!(sent.is_ok(), "had to wait for the client: {sent:?}");
+        drop(server);
+
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, policy, "the whole policy, then a clean close");
     }
 }

@@ -286,6 +286,26 @@ pub fn send_before_fin(stream: &std::net::TcpStream, buf: &[u8]) -> io::Result<u
     )?)
 }
 
+/// Grows the socket's send buffer (`SO_SNDBUF`) so that `more` bytes fit in it beside
+/// what it holds: the reply then never waits for the client to read, even on a host
+/// whose `tcp_wmem` is smaller than the policy. (The kernel doubles the value for its
+/// own bookkeeping and caps it at `net.core.wmem_max`.)
+///
+/// # Errors
+///
+/// What the OS says.
+#[cfg(target_os = "linux")]
+pub fn grow_send_buffer(stream: &std::net::TcpStream, more: usize) -> io::Result<()> {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    let now = getsockopt(stream, sockopt::SndBuf)?;
+    setsockopt(
+        stream,
+        sockopt::SndBuf,
+        &now.saturating_add(more.saturating_mul(2)),
+    )?;
+    Ok(())
+}
+
 /// Makes every thread allocate from one malloc arena (glibc). glibc otherwise gives
 /// each worker that ever allocates an arena of its own, which costs hundreds of
 /// kilobytes of resident memory for a daemon that allocates almost nothing; our few

@@ -93,6 +93,50 @@ fn trickling_clients_are_cut_at_the_whole_connection_deadline_by_the_waiting_roo
 }
 
 #[test]
+fn clients_a_slow_round_trip_away_are_served_side_by_side_by_one_worker() {
+    // What a server sees of wide-area clients: each piece a client sends arrives a round
+    // trip after the previous one. Here the request comes in two pieces 300 ms apart,
+    // without its NUL, so the server answers and must wait for what may still be in
+    // flight; the NUL and the client's close come another 300 ms after the reply. With
+    // one worker, 40 such clients at once must be served side by side: were the worker
+    // to wait for any one of them (for its NUL or its close), they would take 40 x 0.3 s.
+    let mut d = Daemon::start_local(&["-w", "1", "-t", "20"]);
+    let addr = d.addr();
+    let rtt = Duration::from_millis(300);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut s = connect(addr);
+                s.write_all(b"<policy-file-").expect("first piece");
+                thread::sleep(rtt); // the round trip, not synchronisation
+                s.write_all(b"request/>").expect("second piece");
+                let r = read_to_end(&mut s);
+                thread::sleep(rtt);
+                let _ = s.write_all(b"\0"); // then the close, when `s` drops
+                r
+            })
+        })
+        .collect();
+    // A client with no delay, while the 40 are between their pieces.
+    let r = fetch(addr, REQUEST);
+    assert_eq!(r.end, End::Eof, "{r:?}");
+    assert_one_trailing_nul(&r.bytes);
+    for c in clients {
+        let r = c.join().expect("client thread");
+        assert_eq!(r.end, End::Eof, "{r:?}");
+        assert_one_trailing_nul(&r.bytes);
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "40 slow clients took {took:?} with one worker: it waited for them"
+    );
+    let line = d.stop();
+    assert_eq!(counter(&line, "served"), 41, "{line}");
+}
+
+#[test]
 fn a_full_descriptor_table_is_survived() {
     // The daemon gets only 64 descriptors (soft and hard), so it cannot raise them.
     let mut cmd = command_via(

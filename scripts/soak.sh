@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make soak`: one million connections against a release flashpolicyd on 127.0.0.1,
-# mixed: good requests, junk (HTTP, a cut-short request, TLS), and held connections
-# that idle or trickle the request a byte a second (the server times them out and
-# they come back). Threads, open descriptors and RSS of the server are taken before
+# mixed: good requests (20 % of them sent in two writes 2 ms apart, so the server
+# parks them until the rest arrives), junk (HTTP, a cut-short request, TLS), and held
+# connections that idle or trickle the request a byte a second (the server times them
+# out and they come back). Threads, open descriptors and RSS of the server are taken before
 # and after (once the load stopped and its connections drained), and must match:
 # threads equal, descriptors within +-SOAK_FD_SLACK, RSS at most SOAK_RSS_SLACK_KB
 # above. Prints the figures; exits 1 if a check fails or the server died.
@@ -134,7 +135,7 @@ probe_ok=$(field ok)
 probe_errors=$(field errors)
 
 echo
-echo "soak: $total connections ($ok good, $(tr ' ' '\n' < "$tmp/soak.result" | sed -n 's/^junk_ok=//p') junk, $(tr ' ' '\n' < "$tmp/soak.result" | sed -n 's/^held_opened=//p') held, $errors client errors) in $soak_secs s"
+echo "soak: $total connections ($ok good of which $(tr ' ' '\n' < "$tmp/soak.result" | sed -n 's/^split_ok=//p') split, $(tr ' ' '\n' < "$tmp/soak.result" | sed -n 's/^junk_ok=//p') junk, $(tr ' ' '\n' < "$tmp/soak.result" | sed -n 's/^held_opened=//p') held, $errors client errors) in $soak_secs s"
 printf '%-8s %8s %8s %8s %s\n' "" threads fds "rss kB" "" \
     cold "$cold_threads" "$cold_fds" "$cold_rss" "(at start)" \
     before "$base_threads" "$base_fds" "$base_rss" "(after $warmup warm-up transactions)" \

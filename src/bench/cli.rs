@@ -26,6 +26,9 @@ pub const DEFAULT_SRC_IPS: u8 = 8;
 pub const MAX_SRC_IPS: u8 = 250;
 /// Share of junk transactions in `mix` mode when `--junk-percent` is not given.
 pub const DEFAULT_JUNK_PERCENT: u8 = 25;
+/// Share of the good requests sent in two writes in `mix` mode when `--split-percent`
+/// is not given.
+pub const DEFAULT_SPLIT_PERCENT: u8 = 20;
 /// Time allowed to open the held connections before the measured phase.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most measuring client threads.
@@ -100,6 +103,8 @@ pub struct Config {
     pub max_conns: Option<u64>,
     /// Share of junk transactions in `mix` mode, in percent.
     pub junk_percent: u8,
+    /// Share of the good requests of `mix` mode sent in two writes, in percent.
+    pub split_percent: u8,
     /// Time allowed to open the held connections (`--setup-timeout`).
     pub setup_timeout: Duration,
     /// Free-form tag echoed in the output (`--label`).
@@ -124,6 +129,7 @@ impl Config {
             src_ips: DEFAULT_SRC_IPS,
             max_conns: None,
             junk_percent: DEFAULT_JUNK_PERCENT,
+            split_percent: DEFAULT_SPLIT_PERCENT,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             label: "-".to_string(),
         }
@@ -194,6 +200,12 @@ fn options() -> Options {
     );
     o.optopt(
         "",
+        "split-percent",
+        "mix: percentage of the good requests sent in two writes 2 ms apart (default 20)",
+        "P",
+    );
+    o.optopt(
+        "",
         "setup-timeout",
         "seconds allowed to open the held connections (default 15)",
         "SECS",
@@ -217,7 +229,8 @@ pub fn usage() -> String {
         \x20 idle      C clients while K connections that send nothing are held open\n\
         \x20 trickle   C clients while K connections send the request one byte per second\n\
         \x20 junk      C clients that send junk; the server should close without a policy\n\
-        \x20 mix       soak traffic: good and junk clients, K held half idle, half trickling\n\n\
+        \x20 mix       soak traffic: good requests (some split in two writes) and junk, K\n\
+        \x20           held half idle, half trickling\n\n\
         Held connections the server closes are reopened at most once per second each.\n\
         Only point it at servers you run: it is a load generator.\n\
         Exit status: 0 the run completed, 1 nothing succeeded or the run failed, 2 usage.";
@@ -312,6 +325,9 @@ pub fn parse(args: &[String]) -> Result<Command> {
     if let Some(v) = m.opt_str("junk-percent") {
         c.junk_percent = number("--junk-percent", &v, 0, 100)?;
     }
+    if let Some(v) = m.opt_str("split-percent") {
+        c.split_percent = number("--split-percent", &v, 0, 100)?;
+    }
     if let Some(v) = m.opt_str("setup-timeout") {
         c.setup_timeout = seconds("--setup-timeout", &v, MAX_TIMEOUT_SECS)?;
     }
@@ -392,6 +408,8 @@ mod tests {
         assert_eq!((c.max_conns, c.src_ips), (Some(100), 0));
         assert_eq!(c.label, "a_b");
         assert_eq!(config(&["mix", "--junk-percent", "40"]).junk_percent, 40);
+        assert_eq!(config(&["mix", "--split-percent", "0"]).split_percent, 0);
+        assert_eq!(config(&["mix"]).split_percent, DEFAULT_SPLIT_PERCENT);
         assert_eq!(config(&["idle", "-c", "0"]).clients, 0);
     }
 
@@ -405,6 +423,7 @@ mod tests {
         assert!(err(&["-d", "0"]).starts_with("invalid --duration \"0\""));
         assert!(err(&["-t", "nan"]).starts_with("invalid --timeout \"nan\""));
         assert!(err(&["mix", "--junk-percent", "101"]).starts_with("invalid --junk-percent"));
+        assert!(err(&["mix", "--split-percent", "x"]).starts_with("invalid --split-percent"));
         assert!(err(&["--src-ips", "251"]).starts_with("invalid --src-ips"));
         assert!(err(&["-n", "0"]).starts_with("invalid --max-conns \"0\""));
         assert!(err(&["-H", "a b"]).starts_with("invalid --host \"a b\""));

@@ -1,4 +1,5 @@
-//! One client transaction and its verdict: connect, send the request (or junk), read
+//! One client transaction and its verdict: connect, send the request (whole or in two
+//! writes, or junk), read
 //! until the server closes, close. Failures are sorted into [`Failure`] kinds; a good
 //! reply followed by a TCP reset is a success that [`Done::reset`] flags.
 
@@ -13,6 +14,11 @@ use crate::request::REQUEST;
 pub const MARKER: &[u8] = b"cross-domain-policy";
 /// A reply larger than this is an error (and bounds the read loop).
 pub const MAX_REPLY: usize = 64 * 1024;
+/// A split request is sent as its first `SPLIT_AT` bytes, then the rest (with the NUL)...
+pub const SPLIT_AT: usize = 11;
+/// ... this long after: long enough that the server has read the first part and has
+/// to wait for the second.
+pub const SPLIT_PAUSE: Duration = Duration::from_millis(2);
 
 /// What junk clients send, in turn: an HTTP request (a browser or scanner on port
 /// 843), a request cut short followed by EOF, and the start of a TLS ClientHello.
@@ -130,6 +136,8 @@ pub fn classify_connect(e: &std::io::Error) -> Failure {
 pub enum Kind {
     /// The 23-byte request.
     Good,
+    /// The 23-byte request in two writes, [`SPLIT_PAUSE`] apart.
+    Split,
     /// Entry `n % 3` of [`JUNK`].
     Junk(u64),
 }
@@ -167,12 +175,20 @@ pub fn transact(
     // more than it measures); the deadline is checked after every read.
     let _ = s.set_read_timeout(Some(left));
     let (payload, half_close) = match kind {
-        Kind::Good => (&REQUEST[..], false),
+        Kind::Good | Kind::Split => (&REQUEST[..], false),
         Kind::Junk(n) => JUNK[(n % JUNK.len() as u64) as usize],
     };
     // Some servers answer on connect and close without reading: a failed write is
     // only an error if no policy comes back either.
-    let write_failed = s.write_all(payload).is_err();
+    let write_failed = if kind == Kind::Split {
+        let (first, rest) = payload.split_at(SPLIT_AT);
+        s.write_all(first).is_err() || {
+            std::thread::sleep(SPLIT_PAUSE);
+            s.write_all(rest).is_err()
+        }
+    } else {
+        s.write_all(payload).is_err()
+    };
     if half_close && !write_failed {
         let _ = s.shutdown(Shutdown::Write);
     }
@@ -206,14 +222,14 @@ pub fn transact(
     match kind {
         Kind::Junk(_) if policy => Err(Failure::AnsweredJunk),
         Kind::Junk(_) => Ok(Done { reset }),
-        Kind::Good if policy && reply.last() != Some(&0) => Err(Failure::NoNul),
-        Kind::Good if policy => Ok(Done {
+        Kind::Good | Kind::Split if policy && reply.last() != Some(&0) => Err(Failure::NoNul),
+        Kind::Good | Kind::Split if policy => Ok(Done {
             reset: reset || write_failed,
         }),
-        Kind::Good if write_failed => Err(Failure::Write),
-        Kind::Good if reset => Err(Failure::ReadReset),
-        Kind::Good if reply.is_empty() => Err(Failure::EmptyReply),
-        Kind::Good => Err(Failure::BadReply),
+        Kind::Good | Kind::Split if write_failed => Err(Failure::Write),
+        Kind::Good | Kind::Split if reset => Err(Failure::ReadReset),
+        Kind::Good | Kind::Split if reply.is_empty() => Err(Failure::EmptyReply),
+        Kind::Good | Kind::Split => Err(Failure::BadReply),
     }
 }
 

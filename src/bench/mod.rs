@@ -251,19 +251,22 @@ fn start_holders(
 }
 
 /// What transaction number `k` of a client sends: in `mix` mode, junk is spread
-/// evenly at `percent` (with 25, every fourth transaction).
-fn kind_of(mode: Mode, percent: u8, k: u64) -> Kind {
+/// evenly at `junk` percent (with 25, every fourth transaction), and `split` percent of
+/// the good requests that remain, evenly too, are sent in two writes.
+fn kind_of(mode: Mode, junk: u8, split: u8, k: u64) -> Kind {
+    let spread = |n: u64, percent: u8| {
+        let p = u64::from(percent);
+        let before = n * p / 100;
+        ((n + 1) * p / 100 > before).then_some(before)
+    };
     match mode {
         Mode::Junk => Kind::Junk(k),
-        Mode::Mix => {
-            let p = u64::from(percent);
-            let (before, after) = (k * p / 100, (k + 1) * p / 100);
-            if after > before {
-                Kind::Junk(before)
-            } else {
-                Kind::Good
-            }
-        }
+        Mode::Mix => match spread(k, junk) {
+            Some(n) => Kind::Junk(n),
+            // `k * junk / 100` junk transactions came before this one.
+            None if spread(k - k * u64::from(junk) / 100, split).is_some() => Kind::Split,
+            None => Kind::Good,
+        },
         _ => Kind::Good,
     }
 }
@@ -283,12 +286,13 @@ fn client_loop(
                 break;
             }
         }
-        let kind = kind_of(config.mode, config.junk_percent, k);
+        let kind = kind_of(config.mode, config.junk_percent, config.split_percent, k);
         let src = net::source_for(&target, config.src_ips, index as u64 + k);
         let t0 = Instant::now();
         match client::transact(target, src, kind, config.timeout) {
-            Ok(done) if kind == Kind::Good => {
+            Ok(done) if matches!(kind, Kind::Good | Kind::Split) => {
                 tally.ok += 1;
+                tally.split_ok += u64::from(kind == Kind::Split);
                 tally.resets += u64::from(done.reset);
                 tally.latency.record(t0.elapsed());
             }
@@ -311,16 +315,38 @@ mod tests {
     fn mix_spreads_junk_evenly() {
         let junk = |p, n| {
             (0..n)
-                .filter(|&k| matches!(kind_of(Mode::Mix, p, k), Kind::Junk(_)))
+                .filter(|&k| matches!(kind_of(Mode::Mix, p, 0, k), Kind::Junk(_)))
                 .count()
         };
         assert_eq!(junk(25, 100), 25);
         assert_eq!(junk(0, 100), 0);
         assert_eq!(junk(100, 100), 100);
-        assert_eq!(kind_of(Mode::Mix, 25, 3), Kind::Junk(0));
-        assert_eq!(kind_of(Mode::Mix, 25, 7), Kind::Junk(1));
-        assert_eq!(kind_of(Mode::Rate, 25, 3), Kind::Good);
-        assert_eq!(kind_of(Mode::Junk, 25, 5), Kind::Junk(5));
+        assert_eq!(kind_of(Mode::Mix, 25, 0, 3), Kind::Junk(0));
+        assert_eq!(kind_of(Mode::Mix, 25, 0, 7), Kind::Junk(1));
+        assert_eq!(kind_of(Mode::Rate, 25, 20, 3), Kind::Good);
+        assert_eq!(kind_of(Mode::Junk, 25, 20, 5), Kind::Junk(5));
+    }
+
+    #[test]
+    fn mix_splits_a_share_of_the_good_requests() {
+        let count = |junk, split, kind: Kind| {
+            (0..400)
+                .filter(|&k| kind_of(Mode::Mix, junk, split, k) == kind)
+                .count()
+        };
+        // 400 transactions, 100 junk, 300 good: 20 % of those are split.
+        assert_eq!(count(25, 20, Kind::Split), 60);
+        assert_eq!(count(25, 20, Kind::Good), 240);
+        assert_eq!(count(25, 0, Kind::Split), 0);
+        assert_eq!(count(0, 100, Kind::Split), 400);
+        assert_eq!(count(100, 100, Kind::Split), 0);
+        // Junk keeps its place in the sequence whatever the split share.
+        for k in 0..400 {
+            assert_eq!(
+                matches!(kind_of(Mode::Mix, 25, 20, k), Kind::Junk(_)),
+                matches!(kind_of(Mode::Mix, 25, 0, k), Kind::Junk(_))
+            );
+        }
     }
 
     #[test]

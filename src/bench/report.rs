@@ -106,6 +106,8 @@ pub struct ClientTally {
     pub ok: u64,
     /// Junk transactions the server closed without a policy.
     pub junk_ok: u64,
+    /// Of `ok`, those whose request was sent in two writes (`mix`).
+    pub split_ok: u64,
     /// Good transactions whose close was a TCP reset.
     pub resets: u64,
     /// Failed transactions, by [`Failure`] index.
@@ -119,6 +121,7 @@ impl ClientTally {
     pub fn merge(&mut self, other: &ClientTally) {
         self.ok += other.ok;
         self.junk_ok += other.junk_ok;
+        self.split_ok += other.split_ok;
         self.resets += other.resets;
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
             *a += b;
@@ -236,10 +239,11 @@ impl Report {
         }
         let _ = write!(
             s,
-            " resets={} junk_ok={} junk_rate={:.1}",
+            " resets={} junk_ok={} junk_rate={:.1} split_ok={}",
             t.resets,
             t.junk_ok,
-            per_sec(t.junk_ok, self.elapsed)
+            per_sec(t.junk_ok, self.elapsed),
+            t.split_ok
         );
         let h = self.held.clone().unwrap_or_default();
         let _ = write!(
@@ -330,6 +334,9 @@ impl fmt::Display for Report {
                 t.junk_ok,
                 per_sec(t.junk_ok, self.elapsed)
             )?;
+        }
+        if self.mode == Mode::Mix {
+            writeln!(f, "of the good ones, sent in two writes: {}", t.split_ok)?;
         }
         let kinds: Vec<String> = Failure::ALL
             .iter()

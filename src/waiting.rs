@@ -124,6 +124,7 @@ struct Slot {
 
 /// The parked connections: a slab indexed by epoll token, and a min-heap of wake-up
 /// times with lazy deletion (an entry whose generation no longer matches is stale).
+#[derive(Default)]
 struct Parked {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -160,8 +161,8 @@ impl Parked {
     /// closed while lingering) leaves its entry until that deadline would have passed
     /// or reaches the top: beside long-waiting connections, one entry for every
     /// connection parked in the last `--timeout` seconds (a flood of split requests
-    /// beside 2,000 trickling clients grew the daemon from 2.9 to 5.9 MB, kept after
-    /// the flood). The rebuild is linear in the entries, and at least `len + slack`
+    /// beside 2,000 held connections grew the daemon by 2.5 to 3 MB, kept after the
+    /// flood: docs/performance.md). The rebuild is linear in the entries, and at least `len + slack`
     /// insertions happen between two rebuilds, so it costs O(1) per insertion.
     fn compact(&mut self) {
         if self.heap.len() <= 2 * self.len + STALE_SLACK {
@@ -209,13 +210,7 @@ impl Room {
     /// What the OS says if `epoll_wait` fails for a reason other than a signal.
     pub fn run(self, stats: &Stats, dispatch: impl Fn(Conn, Outcome)) -> io::Result<()> {
         let epoll = &self.epoll;
-        let mut parked = Parked {
-            slots: Vec::new(),
-            free: Vec::new(),
-            heap: BinaryHeap::new(),
-            next_generation: 0,
-            len: 0,
-        };
+        let mut parked = Parked::default();
         let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut last_full_warning: Option<Instant> = None;
         loop {
@@ -336,19 +331,8 @@ mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
 
-    fn parked() -> Parked {
-        Parked {
-            slots: Vec::new(),
-            free: Vec::new(),
-            heap: BinaryHeap::new(),
-            next_generation: 0,
-            len: 0,
-        }
-    }
-
     /// Connections that leave the room long before their deadline, while a few stay
-    /// (waiting longer than all of them): the deadline heap must not keep an entry for
-    /// each one that left.
+    /// parked: the deadline heap must not keep an entry for each one that left.
     #[test]
     fn connections_that_leave_early_do_not_pile_up_in_the_deadline_heap() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -362,7 +346,7 @@ mod tests {
                 None,
             )
         };
-        let mut p = parked();
+        let mut p = Parked::default();
         // The ones that stay have the earliest deadlines, so the stale entries of the
         // others never reach the top of the heap.
         let stay: Vec<usize> = (0..10).map(|_| p.insert(conn(1))).collect();

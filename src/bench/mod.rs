@@ -254,20 +254,26 @@ fn start_holders(
 /// evenly at `junk` percent (with 25, every fourth transaction), and `split` percent of
 /// the good requests that remain, evenly too, are sent in two writes.
 fn kind_of(mode: Mode, junk: u8, split: u8, k: u64) -> Kind {
-    let spread = |n: u64, percent: u8| {
-        let p = u64::from(percent);
-        let before = n * p / 100;
-        ((n + 1) * p / 100 > before).then_some(before)
-    };
     match mode {
         Mode::Junk => Kind::Junk(k),
         Mode::Mix => match spread(k, junk) {
-            Some(n) => Kind::Junk(n),
-            // `k * junk / 100` junk transactions came before this one.
-            None if spread(k - k * u64::from(junk) / 100, split).is_some() => Kind::Split,
-            None => Kind::Good,
+            Ok(n) => Kind::Junk(n),
+            Err(good) if spread(good, split).is_ok() => Kind::Split,
+            Err(_) => Kind::Good,
         },
         _ => Kind::Good,
+    }
+}
+
+/// Item `n` of a sequence of which `percent` % are picked, evenly: `Ok(i)` if it is
+/// the i-th picked item, `Err(i)` if it is the i-th of the others.
+fn spread(n: u64, percent: u8) -> std::result::Result<u64, u64> {
+    let p = u64::from(percent);
+    let before = n * p / 100;
+    if (n + 1) * p / 100 > before {
+        Ok(before)
+    } else {
+        Err(n - before)
     }
 }
 

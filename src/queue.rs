@@ -177,6 +177,14 @@ mod tests {
         (q, rx, handles)
     }
 
+    /// Closes the queue and waits for every worker of [`workers`] to return.
+    fn stop(q: &Queue<u32>, handles: Vec<thread::JoinHandle<()>>) {
+        q.close();
+        for h in handles {
+            h.join().expect("worker");
+        }
+    }
+
     #[test]
     fn the_last_worker_to_sleep_is_woken_first() {
         let (q, rx, handles) = workers(3, true);
@@ -194,10 +202,7 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("a job served");
         assert_eq!(who, top);
-        q.close();
-        for h in handles {
-            h.join().expect("worker");
-        }
+        stop(&q, handles);
     }
 
     #[test]
@@ -211,10 +216,7 @@ mod tests {
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
-        q.close();
-        for h in handles {
-            h.join().expect("worker");
-        }
+        stop(&q, handles);
     }
 
     #[test]
@@ -278,10 +280,7 @@ mod tests {
             "job 5 waited for the blocked worker"
         );
         let _ = release.send(());
-        q.close();
-        for h in handles {
-            h.join().expect("worker");
-        }
+        stop(&q, handles);
     }
 
     #[test]

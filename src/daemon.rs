@@ -166,11 +166,12 @@ fn run_server(
     }
     // The readiness lines come last: once a script sees them, the daemon is bound, has
     // written its pid file, dropped its privileges and handles stop signals.
+    let queue = sys::listen_queue_limit();
     for (addr, fd) in server.local_addrs().iter().zip(inherit::LISTEN_FDS_START..) {
-        if activated {
-            info!("listening on {addr} (socket activation, descriptor {fd})");
-        } else {
-            info!("listening on {addr}");
+        match queue {
+            _ if activated => info!("listening on {addr} (socket activation, descriptor {fd})"),
+            Some(q) => info!("listening on {addr} (listen queue {q}: net.core.somaxconn)"),
+            None => info!("listening on {addr}"),
         }
     }
     let mut periodic = Vec::new();

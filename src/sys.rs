@@ -5,8 +5,29 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 
-/// Listen queue length asked for (the kernel caps it at `somaxconn`).
-pub const LISTEN_BACKLOG: i32 = 1024;
+/// Listen queue length asked for: the longest the kernel grants (Linux and FreeBSD: -1,
+/// capped at `net.core.somaxconn`). That queue is also where `TCP_DEFER_ACCEPT` keeps
+/// silent connections: once they outnumber it, each new connection, real clients'
+/// included, is answered with a SYN cookie, which skips the deferral (with 1,024 here,
+/// half the real clients' connections beside 2,000 idle ones, and half the idle ones
+/// accepted and held in the waiting room).
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXALLOWABLE;
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "freebsd"))))]
+const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXCONN;
+
+/// The longest listen queue the kernel grants (`net.core.somaxconn`), for the log.
+#[cfg(target_os = "linux")]
+pub fn listen_queue_limit() -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?;
+    text.trim().parse().ok()
+}
+
+/// Not known on this system.
+#[cfg(not(target_os = "linux"))]
+pub fn listen_queue_limit() -> Option<u32> {
+    None
+}
 
 /// Creates a listening TCP socket on `addr`. An IPv6 socket is IPv6-only, so that
 /// `0.0.0.0` and `::` can be bound side by side on one port.
@@ -36,8 +57,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
         s::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
     s::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    let backlog = s::Backlog::new(LISTEN_BACKLOG).unwrap_or(s::Backlog::MAXCONN);
-    s::listen(&fd, backlog)?;
+    s::listen(&fd, LISTEN_BACKLOG)?;
     Ok(TcpListener::from(fd))
 }
 
@@ -645,5 +665,53 @@ mod tests {
             plain - 1,
             "client received {merged} segments with MSG_MORE, {plain} without"
         );
+    }
+
+    /// A flood of silent connections larger than the old queue (1,024) stays in the
+    /// kernel: none can be accepted, while a client that sends its request is. With a
+    /// queue shorter than the flood, the connections beyond it were answered with SYN
+    /// cookies, which skip `TCP_DEFER_ACCEPT`, and reached `accept()` at once.
+    #[test]
+    fn silent_connections_beyond_a_thousand_stay_in_the_kernel() {
+        use std::time::{Duration, Instant};
+        const SILENT: usize = 1_100;
+        let _ = raise_open_files_limit();
+        let queue = listen_queue_limit().unwrap_or(0);
+        let files = open_files_limit().unwrap_or(0);
+        if queue < 1_200 || files < 1_400 {
+            eprintln!("skipped: net.core.somaxconn {queue}, open-files limit {files}");
+            return;
+        }
+        let listener = listen("127.0.0.1:0".parse().expect("address")).expect("listen");
+        defer_accept(&listener, Duration::from_secs(60)).expect("TCP_DEFER_ACCEPT");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("address");
+        let silent: Vec<TcpStream> = (0..SILENT)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .unwrap_or_else(|e| panic!("silent connection {i}: {e}"))
+            })
+            .collect();
+        match listener.accept() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok((_, peer)) => panic!("silent connection from {peer} was accepted (a SYN cookie?)"),
+            Err(e) => panic!("accept: {e}"),
+        }
+        let mut talker = TcpStream::connect(addr).expect("connect");
+        talker
+            .write_all(b"<policy-file-request/>\0")
+            .expect("request");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let peer = loop {
+            match listener.accept() {
+                Ok((_, peer)) => break peer,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("the talking client was not accepted: {e}"),
+            }
+        };
+        assert_eq!(peer, talker.local_addr().expect("address"));
+        drop(silent);
     }
 }

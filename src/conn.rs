@@ -185,6 +185,31 @@ pub fn advance(mut conn: Conn, policy: &[u8], stats: &Stats) -> Next {
     }
 }
 
+/// Counts the time a fresh connection spent silent in the kernel against its deadline.
+/// A connection that reached `accept()` without data although the listener defers
+/// silent ones (`TCP_DEFER_ACCEPT`, for `deferral`) is one whose deferral ran out: it
+/// has been silent that long already, so the whole connection's deadline still holds.
+/// (Connections that come with data, or with a SYN cookie, are left alone.)
+#[cfg(target_os = "linux")]
+pub fn charge_deferral(mut conn: Conn, deferral: Duration, stats: &Stats) -> Next {
+    if conn.phase != Phase::Request
+        || conn.matcher.matched() > 0
+        || !crate::sys::syn_ack_retransmitted(&conn.stream)
+    {
+        return Next::Wait(conn);
+    }
+    conn.deadline = conn.deadline.checked_sub(deferral).unwrap_or(conn.accepted);
+    if time_left(conn.deadline).is_some() {
+        return Next::Wait(conn);
+    }
+    Stats::bump(&stats.timed_out);
+    debug!(
+        "{} timed out: silent for {deferral:?} in the kernel's queue (TCP_DEFER_ACCEPT)",
+        conn.peer
+    );
+    Next::Done
+}
+
 /// Acts on a decided outcome: answers a request, or ends the connection.
 pub fn decide(conn: Conn, outcome: Outcome, policy: &[u8], stats: &Stats) -> Next {
     match outcome {

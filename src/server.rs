@@ -75,12 +75,18 @@ struct Ctx {
     queue: Queue<Job>,
     #[cfg(target_os = "linux")]
     parker: Option<crate::waiting::Parker>,
+    /// How long the kernel keeps a silent connection from `accept()` (`TCP_DEFER_ACCEPT`
+    /// on every listener), if it does.
+    #[cfg(target_os = "linux")]
+    deferral: Option<Duration>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listeners: Vec<TcpListener>,
     workers: usize,
+    /// See [`defer_silent_clients`].
+    deferral: Option<Duration>,
     shared: Arc<Shared>,
 }
 
@@ -101,6 +107,23 @@ pub fn bind_addresses(config: &Config) -> Vec<SocketAddr> {
     ips.into_iter()
         .map(|ip| SocketAddr::new(ip, config.port))
         .collect()
+}
+
+/// Has the kernel keep clients that send nothing from `accept()` for a while (Linux:
+/// `TCP_DEFER_ACCEPT`), set before the daemon says it is listening. Returns that while,
+/// which then counts against such a client's deadline, if every listener has it.
+fn defer_silent_clients(listeners: &[TcpListener], timeout: Duration) -> Option<Duration> {
+    let mut deferral = Some(Duration::ZERO);
+    for l in listeners {
+        match sys::defer_accept(l, timeout) {
+            Ok(d) => deferral = deferral.map(|_| d),
+            Err(e) => {
+                debug!("TCP_DEFER_ACCEPT not set on {}: {e}", local(l));
+                deferral = None;
+            }
+        }
+    }
+    deferral
 }
 
 impl Server {
@@ -135,9 +158,11 @@ impl Server {
         config: &Config,
         policy: Arc<[u8]>,
     ) -> Server {
+        let deferral = defer_silent_clients(&listeners, config.timeout);
         Server {
             listeners,
             workers: config.workers,
+            deferral,
             shared: Arc::new(Shared {
                 policy: RwLock::new(policy),
                 timeout: config.timeout,
@@ -197,17 +222,12 @@ impl Server {
             .thread_stack_size(WORKER_STACK)
             .build();
         let room_size = open_files_budget();
-        for l in &self.listeners {
-            // Silent clients then stay in the kernel instead of reaching a worker.
-            if let Err(e) = sys::defer_accept(l, self.shared.timeout) {
-                debug!("TCP_DEFER_ACCEPT not set on {}: {e}", local(l));
-            }
-        }
+        let deferral = self.deferral;
         #[cfg(target_os = "linux")]
-        let (ctx, room) = start_room(&self.shared, self.workers, room_size)?;
+        let (ctx, room) = start_room(&self.shared, self.workers, room_size, deferral)?;
         #[cfg(not(target_os = "linux"))]
         let ctx = {
-            let _ = room_size;
+            let _ = (room_size, deferral);
             Arc::new(Ctx {
                 shared: Arc::clone(&self.shared),
                 queue: Queue::new(self.workers, false),
@@ -292,6 +312,7 @@ fn start_room(
     shared: &Arc<Shared>,
     workers: usize,
     size: usize,
+    deferral: Option<Duration>,
 ) -> Result<(Arc<Ctx>, Option<thread::JoinHandle<()>>)> {
     let (parker, room) = match crate::waiting::channel(size) {
         Ok(pair) => pair,
@@ -301,6 +322,7 @@ fn start_room(
                 shared: Arc::clone(shared),
                 queue: Queue::new(workers, false),
                 parker: None,
+                deferral,
             });
             return Ok((ctx, None));
         }
@@ -310,6 +332,7 @@ fn start_room(
         // Workers never wait for a client: an awake one comes back for the next job.
         queue: Queue::new(workers, true),
         parker: Some(parker),
+        deferral,
     });
     let room_ctx = Arc::clone(&ctx);
     let handle = thread::Builder::new()
@@ -363,7 +386,13 @@ fn work(ctx: &Arc<Ctx>, conn: Conn) {
     let stats = &ctx.shared.stats;
     #[cfg(target_os = "linux")]
     if ctx.parker.is_some() {
-        ctx.wait(conn::advance(conn, &policy, stats));
+        let next = match (conn::advance(conn, &policy, stats), ctx.deferral) {
+            (conn::Next::Wait(conn), Some(deferral)) => {
+                conn::charge_deferral(conn, deferral, stats)
+            }
+            (next, _) => next,
+        };
+        ctx.wait(next);
         return;
     }
     conn::serve_blocking(conn, &policy, stats);

@@ -198,16 +198,21 @@ pub fn process_alive(_pid: u32) -> bool {
 }
 
 /// Asks the kernel (Linux `TCP_DEFER_ACCEPT`) to hand us a connection only once it has
-/// data, for up to `wait`: clients that connect and send nothing never reach a worker.
+/// data, or once [`deferral_for`]`(wait)` has passed: clients that connect and send
+/// nothing never reach a worker. Returns that deferral.
 ///
 /// # Errors
 ///
 /// What the OS says; `Unsupported` where the option does not exist.
 #[cfg(target_os = "linux")]
-pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Result<()> {
+pub fn defer_accept(
+    listener: &TcpListener,
+    wait: std::time::Duration,
+) -> io::Result<std::time::Duration> {
     use nix::libc;
     use std::os::fd::AsRawFd;
-    let secs: libc::c_int = wait.as_secs().clamp(1, 3600) as libc::c_int;
+    let deferral = deferral_for(wait);
+    let secs = libc::c_int::try_from(deferral.as_secs()).unwrap_or(libc::c_int::MAX);
     // SAFETY: `secs` is a live c_int and the length passed is its size; the fd is owned
     // by `listener` for the duration of the call.
     let rc = unsafe {
@@ -220,10 +225,59 @@ pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Re
         )
     };
     if rc == 0 {
-        Ok(())
+        Ok(deferral)
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The kernel keeps a silent connection for a number of SYN-ACK retransmissions, sent
+/// 1, 2, 4 … seconds apart (at most 120): a deferral is 1, 3, 7, 15 … seconds, and a
+/// wait in between is rounded up. This is the longest one that is not longer than
+/// `wait` (at least 1 s, at most an hour), so that the deferral and what is left of the
+/// deadline afterwards add up to `wait`.
+#[cfg(target_os = "linux")]
+pub fn deferral_for(wait: std::time::Duration) -> std::time::Duration {
+    let limit = wait.as_secs().min(3600);
+    let (mut total, mut period) = (1, 2);
+    while total + period <= limit {
+        total += period;
+        period = (period * 2).min(120);
+    }
+    std::time::Duration::from_secs(total)
+}
+
+/// `TCP_INFO` of a connection, `None` if the kernel will not say.
+#[cfg(target_os = "linux")]
+pub fn tcp_info(stream: &std::net::TcpStream) -> Option<nix::libc::tcp_info> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a writable tcp_info of `len` bytes that outlives the call, and
+    // `len` is a valid socklen_t the kernel may lower; the fd is owned by `stream`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: zero-initialised, then (partly) filled by the kernel; every field is an
+    // integer, so any bytes are a valid value.
+    (rc == 0).then(|| unsafe { info.assume_init() })
+}
+
+/// Whether the kernel sent this connection's SYN-ACK more than once. On a listener
+/// with `TCP_DEFER_ACCEPT` that is how a connection accepted without data is told
+/// apart: its deferral ran out (the kernel retransmits the SYN-ACK once at the end of
+/// it, and hands over the connection on the ACK that answers). Before our reply we
+/// send nothing else that could have been retransmitted.
+#[cfg(target_os = "linux")]
+pub fn syn_ack_retransmitted(stream: &std::net::TcpStream) -> bool {
+    tcp_info(stream).is_some_and(|i| i.tcpi_total_retrans > 0)
 }
 
 /// `TCP_DEFER_ACCEPT` exists only on Linux.
@@ -232,7 +286,10 @@ pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Re
 ///
 /// Always `Unsupported`.
 #[cfg(not(target_os = "linux"))]
-pub fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
+pub fn defer_accept(
+    _listener: &TcpListener,
+    _wait: std::time::Duration,
+) -> io::Result<std::time::Duration> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
@@ -611,24 +668,7 @@ mod tests {
 
     /// Segments the socket has received (`tcpi_segs_in` of `TCP_INFO`).
     fn segments_in(s: &TcpStream) -> u32 {
-        use nix::libc;
-        use std::os::fd::AsRawFd;
-        let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: `info` is a writable tcp_info of `len` bytes that outlives the call,
-        // and `len` is a valid socklen_t the kernel may lower.
-        let rc = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                info.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
-        // SAFETY: zero-initialised, then filled by the kernel; every field is an integer.
-        unsafe { info.assume_init() }.tcpi_segs_in
+        tcp_info(s).expect("TCP_INFO").tcpi_segs_in
     }
 
     /// One exchange over loopback: the client sends the request, the server answers with
@@ -665,6 +705,33 @@ mod tests {
             plain - 1,
             "client received {merged} segments with MSG_MORE, {plain} without"
         );
+    }
+
+    /// The kernel's deferrals are its SYN-ACK retransmission times, 1, 2, 4 … s apart
+    /// and at most 120 s apart (`secs_to_retrans` in net/ipv4/tcp.c): 1, 3, 7, 15, 31,
+    /// 63, 127, 247, 367 … s. The wait asked for is rounded down to one of them.
+    #[test]
+    fn a_deferral_is_the_longest_kernel_wait_within_the_timeout() {
+        use std::time::Duration;
+        let secs = |s: f64| deferral_for(Duration::from_secs_f64(s)).as_secs();
+        let cases = [
+            (0.0, 1),
+            (0.5, 1),
+            (1.0, 1),
+            (2.9, 1),
+            (3.0, 3),
+            (6.0, 3),
+            (7.0, 7),
+            (20.0, 15),
+            (127.0, 127),
+            (246.0, 127),
+            (247.0, 247),
+            (400.0, 367),
+            (1e9, 3487),
+        ];
+        for (wait, want) in cases {
+            assert_eq!(secs(wait), want, "deferral for a {wait} s timeout");
+        }
     }
 
     /// A flood of silent connections larger than the old queue (1,024) stays in the

@@ -326,6 +326,26 @@ fn idle_client_is_closed_after_the_timeout() {
 }
 
 #[test]
+fn a_silent_client_is_closed_at_the_timeout_counting_its_time_in_the_kernel() {
+    // On Linux a client that sends nothing waits in the kernel (TCP_DEFER_ACCEPT) for 3 s
+    // of its 4 s (the kernel's waits are 1, 3, 7 … s), then reaches the daemon, which
+    // must close it 1 s later. Without the kernel's 3 s counted it would be closed at
+    // 7 s; when the daemon asked the kernel for the whole 4 s (rounded up to 7 s), at 11 s.
+    let mut d = daemon(&["-t", "4"]);
+    let start = Instant::now();
+    let mut s = connect(d.addr());
+    let r = read_to_end(&mut s);
+    let t = start.elapsed();
+    assert_closed_without_policy(&r, "silent client");
+    assert!(
+        t >= Duration::from_millis(3900) && t <= Duration::from_millis(5500),
+        "silent client closed after {t:?}, expected 4 s"
+    );
+    let line = d.stop();
+    assert!(line.contains(" timed_out=1 "), "{line}");
+}
+
+#[test]
 fn stalled_partial_request_is_closed_after_the_timeout() {
     let d = daemon(&["-t", "0.5"]);
     let start = Instant::now();

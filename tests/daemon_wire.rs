@@ -311,17 +311,23 @@ fn junk_after_a_valid_prefix_is_rejected_at_the_differing_byte() {
     );
 }
 
+/// Connects and sends nothing; returns how long the daemon took to close, having
+/// checked that it sent nothing.
+fn silent_client_closed_after(addr: SocketAddr) -> Duration {
+    let start = Instant::now();
+    let mut s = connect(addr);
+    let r = read_to_end(&mut s);
+    assert_closed_without_policy(&r, "silent client");
+    start.elapsed()
+}
+
 #[test]
 fn idle_client_is_closed_after_the_timeout() {
     let d = daemon(&["-t", "0.5"]);
-    let start = Instant::now();
-    let mut s = connect(d.addr());
-    let r = read_to_end(&mut s);
-    let t = start.elapsed();
-    assert_closed_without_policy(&r, "idle client");
+    let t = silent_client_closed_after(d.addr());
     assert!(
         t >= Duration::from_millis(400) && t <= Duration::from_millis(2500),
-        "idle client closed after {t:?}, expected about 0.5 s"
+        "idle client closed after {t:?}, expected 0.5 s (1 s on Linux: the kernel's shortest deferral)"
     );
 }
 
@@ -332,11 +338,7 @@ fn a_silent_client_is_closed_at_the_timeout_counting_its_time_in_the_kernel() {
     // must close it 1 s later. Without the kernel's 3 s counted it would be closed at
     // 7 s; when the daemon asked the kernel for the whole 4 s (rounded up to 7 s), at 11 s.
     let mut d = daemon(&["-t", "4"]);
-    let start = Instant::now();
-    let mut s = connect(d.addr());
-    let r = read_to_end(&mut s);
-    let t = start.elapsed();
-    assert_closed_without_policy(&r, "silent client");
+    let t = silent_client_closed_after(d.addr());
     assert!(
         t >= Duration::from_millis(3900) && t <= Duration::from_millis(5500),
         "silent client closed after {t:?}, expected 4 s"

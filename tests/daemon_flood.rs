@@ -47,8 +47,7 @@ fn stalled_clients_do_not_hold_the_workers() {
     let start = Instant::now();
     for _ in 0..20 {
         let r = fetch(addr, REQUEST);
-        assert_eq!(r.end, End::Eof, "{r:?}");
-        assert_one_trailing_nul(&r.bytes);
+        assert_served_then_eof(&r);
     }
     let took = start.elapsed();
     assert!(
@@ -59,8 +58,7 @@ fn stalled_clients_do_not_hold_the_workers() {
     let mut s = partial.into_iter().next().unwrap();
     s.write_all(b"-request/>\0").unwrap();
     let r = read_to_end(&mut s);
-    assert_eq!(r.end, End::Eof, "{r:?}");
-    assert_one_trailing_nul(&r.bytes);
+    assert_served_then_eof(&r);
     drop((trickle, idle));
     let line = d.stop();
     assert_eq!(counter(&line, "served"), 21, "{line}");
@@ -120,12 +118,10 @@ fn clients_a_slow_round_trip_away_are_served_side_by_side_by_one_worker() {
         .collect();
     // A client with no delay, while the 40 are between their pieces.
     let r = fetch(addr, REQUEST);
-    assert_eq!(r.end, End::Eof, "{r:?}");
-    assert_one_trailing_nul(&r.bytes);
+    assert_served_then_eof(&r);
     for c in clients {
         let r = c.join().expect("client thread");
-        assert_eq!(r.end, End::Eof, "{r:?}");
-        assert_one_trailing_nul(&r.bytes);
+        assert_served_then_eof(&r);
     }
     let took = start.elapsed();
     assert!(

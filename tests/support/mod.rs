@@ -567,6 +567,13 @@ pub fn show(bytes: &[u8]) -> String {
     )
 }
 
+/// Asserts `r` is a served policy (see [`assert_one_trailing_nul`]) followed by a clean
+/// close.
+pub fn assert_served_then_eof(r: &Reply) {
+    assert_eq!(r.end, End::Eof, "{r:?}");
+    assert_one_trailing_nul(&r.bytes);
+}
+
 /// Asserts `bytes` is a served policy: non-empty, exactly one NUL, and that NUL last.
 pub fn assert_one_trailing_nul(bytes: &[u8]) {
     assert!(bytes.len() > 1, "reply too short: {}", show(bytes));

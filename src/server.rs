@@ -380,12 +380,14 @@ fn run_job(ctx: &Arc<Ctx>, job: Job) {
     }
 }
 
-/// A worker's turn with a connection.
+/// A worker's turn with a connection: what has arrived is read and answered at once;
+/// on Linux a connection that must wait for its client, its time silent in the kernel
+/// counted, goes to the waiting room (or, without one, is waited for here).
 fn work(ctx: &Arc<Ctx>, conn: Conn) {
     let policy = ctx.shared.policy();
     let stats = &ctx.shared.stats;
     #[cfg(target_os = "linux")]
-    if ctx.parker.is_some() {
+    {
         let next = match (conn::advance(conn, &policy, stats), ctx.deferral) {
             (conn::Next::Wait(conn), Some(deferral)) => {
                 conn::charge_deferral(conn, deferral, stats)
@@ -393,8 +395,8 @@ fn work(ctx: &Arc<Ctx>, conn: Conn) {
             (next, _) => next,
         };
         ctx.wait(next);
-        return;
     }
+    #[cfg(not(target_os = "linux"))]
     conn::serve_blocking(conn, &policy, stats);
 }
 
@@ -564,4 +566,74 @@ pub fn serve_connection(
     };
     let timeout = deadline.saturating_duration_since(Instant::now());
     conn::serve_blocking(Conn::new(stream, peer, timeout, None), policy, stats);
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A worker's context as `start_room` makes it when epoll is not available: no
+    /// waiting room, blocking workers.
+    fn ctx_without_room(timeout: Duration, deferral: Option<Duration>) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            shared: Arc::new(Shared {
+                policy: RwLock::new(Arc::from(&b"<cross-domain-policy/>\0"[..])),
+                timeout,
+                max_pending: 10,
+                pending: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
+                stats: Stats::default(),
+                flight: Arc::new(InFlight::default()),
+            }),
+            queue: Queue::new(1, false),
+            parker: None,
+            deferral,
+        })
+    }
+
+    fn loopback_listener() -> (TcpListener, SocketAddr) {
+        let l = sys::listen("127.0.0.1:0".parse().expect("address")).expect("listen");
+        let addr = l.local_addr().expect("local address");
+        (l, addr)
+    }
+
+    #[test]
+    fn without_the_waiting_room_a_request_is_answered() {
+        let (listener, addr) = loopback_listener();
+        let ctx = ctx_without_room(Duration::from_secs(5), None);
+        let mut client = TcpStream::connect(addr).expect("connect");
+        client.write_all(b"<policy-file-request/>\0").expect("send");
+        let (stream, peer) = listener.accept().expect("accept");
+        work(&ctx, Conn::new(stream, peer, ctx.shared.timeout, None));
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("reply");
+        assert_eq!(got, b"<cross-domain-policy/>\0");
+        assert_eq!(ctx.shared.stats.snapshot().served, 1);
+    }
+
+    /// With `--timeout 3` the kernel keeps a silent client 3 s (`TCP_DEFER_ACCEPT`):
+    /// that is its whole time, so a worker without the waiting room must not wait for
+    /// it 3 s more.
+    #[test]
+    fn without_the_waiting_room_a_silent_client_is_charged_its_time_in_the_kernel() {
+        let (listener, addr) = loopback_listener();
+        let timeout = Duration::from_secs(3);
+        let deferral = sys::defer_accept(&listener, timeout).expect("TCP_DEFER_ACCEPT");
+        assert_eq!(deferral, timeout);
+        let ctx = ctx_without_room(timeout, Some(deferral));
+        let _client = TcpStream::connect(addr).expect("connect");
+        let (stream, peer) = listener.accept().expect("accept");
+        let start = Instant::now();
+        work(&ctx, Conn::new(stream, peer, timeout, None));
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_millis(1500),
+            "a worker waited {waited:?} more for a client silent for {deferral:?}"
+        );
+        assert_eq!(ctx.shared.stats.snapshot().timed_out, 1);
+    }
 }

@@ -576,16 +576,13 @@ mod tests {
     /// A worker's context as `start_room` makes it when epoll is not available: no
     /// waiting room, blocking workers.
     fn ctx_without_room(timeout: Duration, deferral: Option<Duration>) -> Arc<Ctx> {
+        let config = Config {
+            timeout,
+            ..Config::default()
+        };
+        let policy = Arc::from(&b"<cross-domain-policy/>\0"[..]);
         Arc::new(Ctx {
-            shared: Arc::new(Shared {
-                policy: RwLock::new(Arc::from(&b"<cross-domain-policy/>\0"[..])),
-                timeout,
-                max_pending: 10,
-                pending: AtomicUsize::new(0),
-                stopping: AtomicBool::new(false),
-                stats: Stats::default(),
-                flight: Arc::new(InFlight::default()),
-            }),
+            shared: Server::from_listeners(Vec::new(), &config, policy).shared,
             queue: Queue::new(1, false),
             parker: None,
             deferral,

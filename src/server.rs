@@ -318,22 +318,10 @@ fn start_room(
         Ok(pair) => pair,
         Err(e) => {
             warn!("no waiting room ({e}): slow clients will occupy workers");
-            let ctx = Arc::new(Ctx {
-                shared: Arc::clone(shared),
-                queue: Queue::new(workers, false),
-                parker: None,
-                deferral,
-            });
-            return Ok((ctx, None));
+            return Ok((Ctx::new(shared, workers, None, deferral), None));
         }
     };
-    let ctx = Arc::new(Ctx {
-        shared: Arc::clone(shared),
-        // Workers never wait for a client: an awake one comes back for the next job.
-        queue: Queue::new(workers, true),
-        parker: Some(parker),
-        deferral,
-    });
+    let ctx = Ctx::new(shared, workers, Some(parker), deferral);
     let room_ctx = Arc::clone(&ctx);
     let handle = thread::Builder::new()
         .name("waiting-room".into())
@@ -401,6 +389,25 @@ fn work(ctx: &Arc<Ctx>, conn: Conn) {
 }
 
 impl Ctx {
+    /// A worker's context; its queue is lazy exactly when there is a waiting room.
+    #[cfg(target_os = "linux")]
+    fn new(
+        shared: &Arc<Shared>,
+        workers: usize,
+        parker: Option<crate::waiting::Parker>,
+        deferral: Option<Duration>,
+    ) -> Arc<Ctx> {
+        // With the waiting room, workers never wait for a client: an awake one comes
+        // back for the next job, so the queue need not wake another (a lazy queue).
+        let lazy = parker.is_some();
+        Arc::new(Ctx {
+            shared: Arc::clone(shared),
+            queue: Queue::new(workers, lazy),
+            parker,
+            deferral,
+        })
+    }
+
     /// Parks a connection that must wait for its client in the waiting room; if the room
     /// is gone, waits for it here with blocking reads.
     #[cfg(target_os = "linux")]
@@ -581,12 +588,8 @@ mod tests {
             ..Config::default()
         };
         let policy = Arc::from(&b"<cross-domain-policy/>\0"[..]);
-        Arc::new(Ctx {
-            shared: Server::from_listeners(Vec::new(), &config, policy).shared,
-            queue: Queue::new(1, false),
-            parker: None,
-            deferral,
-        })
+        let shared = Server::from_listeners(Vec::new(), &config, policy).shared;
+        Ctx::new(&shared, 1, None, deferral)
     }
 
     fn loopback_listener() -> (TcpListener, SocketAddr) {

@@ -1,6 +1,5 @@
 //! One client transaction and its verdict: connect, send the request (whole or in two
-//! writes, or junk), read
-//! until the server closes, close. Failures are sorted into [`Failure`] kinds; a good
+//! writes, or junk), read until the server closes, close. Failures are sorted into [`Failure`] kinds; a good
 //! reply followed by a TCP reset is a success that [`Done::reset`] flags.
 
 use std::io::{ErrorKind, Read, Write};
@@ -142,6 +141,13 @@ pub enum Kind {
     Junk(u64),
 }
 
+impl Kind {
+    /// Whether it sends the policy request (whole or split), not junk.
+    pub fn is_request(self) -> bool {
+        !matches!(self, Kind::Junk(_))
+    }
+}
+
 /// A transaction that went as it should.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Done {
@@ -219,18 +225,30 @@ pub fn transact(
         }
     }
     let policy = contains(&reply, MARKER);
-    match kind {
-        Kind::Junk(_) if policy => Err(Failure::AnsweredJunk),
-        Kind::Junk(_) => Ok(Done { reset }),
-        Kind::Good | Kind::Split if policy && reply.last() != Some(&0) => Err(Failure::NoNul),
-        Kind::Good | Kind::Split if policy => Ok(Done {
-            reset: reset || write_failed,
-        }),
-        Kind::Good | Kind::Split if write_failed => Err(Failure::Write),
-        Kind::Good | Kind::Split if reset => Err(Failure::ReadReset),
-        Kind::Good | Kind::Split if reply.is_empty() => Err(Failure::EmptyReply),
-        Kind::Good | Kind::Split => Err(Failure::BadReply),
+    if !kind.is_request() {
+        return if policy {
+            Err(Failure::AnsweredJunk)
+        } else {
+            Ok(Done { reset })
+        };
     }
+    if !policy {
+        return Err(if write_failed {
+            Failure::Write
+        } else if reset {
+            Failure::ReadReset
+        } else if reply.is_empty() {
+            Failure::EmptyReply
+        } else {
+            Failure::BadReply
+        });
+    }
+    if reply.last() != Some(&0) {
+        return Err(Failure::NoNul);
+    }
+    Ok(Done {
+        reset: reset || write_failed,
+    })
 }
 
 /// True if `needle` occurs in `hay`.

@@ -296,7 +296,7 @@ fn client_loop(
         let src = net::source_for(&target, config.src_ips, index as u64 + k);
         let t0 = Instant::now();
         match client::transact(target, src, kind, config.timeout) {
-            Ok(done) if matches!(kind, Kind::Good | Kind::Split) => {
+            Ok(done) if kind.is_request() => {
                 tally.ok += 1;
                 tally.split_ok += u64::from(kind == Kind::Split);
                 tally.resets += u64::from(done.reset);

@@ -214,13 +214,7 @@ fn serve_inetd(config: &Config, policy: &Policy, target: Option<&Target>) -> Res
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
     let stats = Stats::default();
-    server::serve_connection(
-        &stream,
-        peer,
-        Instant::now() + config.timeout,
-        policy.bytes(),
-        &stats,
-    );
+    server::serve_connection(stream, peer, config.timeout, policy.bytes(), &stats);
     debug!("inetd connection done: {}", stats.snapshot());
     Ok(())
 }

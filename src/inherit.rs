@@ -77,17 +77,12 @@ pub fn take_from_env() -> Activation {
 ///
 /// [`Error::Setup`] (exit 1) naming the descriptor that is not usable and why.
 pub fn listeners(count: usize) -> Result<Vec<TcpListener>> {
-    let mut v = Vec::with_capacity(count);
-    for fd in (LISTEN_FDS_START..).take(count) {
-        let l = sys::inherited_listener(fd).map_err(|e| {
-            Error::Setup(format!(
-                "socket activation: inherited descriptor {fd} {}",
-                describe_io(&e)
-            ))
-        })?;
-        v.push(l);
-    }
-    Ok(v)
+    sys::claim_inherited_listeners(LISTEN_FDS_START, count).map_err(|(fd, e)| {
+        Error::Setup(format!(
+            "socket activation: inherited descriptor {fd} {}",
+            describe_io(&e)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! continue the request rejects the connection at once.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// The request a player sends: 22 ASCII characters and one NUL (23 bytes).
@@ -118,12 +117,6 @@ pub trait TimedRead: Read {
     fn set_read_limit(&mut self, limit: Duration) -> io::Result<()>;
 }
 
-impl TimedRead for &TcpStream {
-    fn set_read_limit(&mut self, limit: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(limit))
-    }
-}
-
 /// True for the errors an expired socket timeout surfaces as (`WouldBlock` on Unix,
 /// `TimedOut` elsewhere).
 pub fn is_timeout(e: &io::Error) -> bool {
@@ -143,16 +136,7 @@ pub fn time_left(deadline: Instant) -> Option<Duration> {
 /// Reads until the request is complete, refuted, or `deadline` passes; each read gets
 /// only the time left.
 pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome {
-    continue_request(stream, deadline, &mut Matcher::new())
-}
-
-/// Like [`read_request`], for a connection whose first bytes `matcher` has already
-/// seen.
-pub fn continue_request<S: TimedRead>(
-    stream: &mut S,
-    deadline: Instant,
-    matcher: &mut Matcher,
-) -> Outcome {
+    let matcher = &mut Matcher::new();
     let mut buf = [0u8; READ_CHUNK];
     loop {
         let Some(left) = time_left(deadline) else {

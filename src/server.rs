@@ -1,22 +1,24 @@
-//! Bind, accept loop (one named thread per listener), dispatch to a fixed pool of
-//! workers (each pool thread takes connections from one queue), and shutdown: a flag, a
-//! wake-up of every blocked `accept()`, a wait for the connections in flight, closing
-//! the queue, then `pool.join()`. What one connection does is in `conn.rs`;
-//! on Linux, connections that must wait for their client wait in `waiting.rs`.
+//! Bind, the accept loop (one named thread per listener), dispatch of each accepted
+//! connection to a fixed `threadpool` with `pool.execute`, and shutdown: a flag, a
+//! wake-up of every blocked `accept()`, then `pool.join()`. What a worker does with its
+//! connection is in `conn.rs`; on Linux, a connection whose request has not arrived yet
+//! waits in the readiness gate (`gate.rs`) before it is dispatched.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
+use threadpool::ThreadPool;
 
 use crate::config::Config;
-use crate::conn::{self, Conn, InFlight};
+use crate::conn::{self, Conn};
 use crate::error::{Error, Result};
-use crate::queue::Queue;
+#[cfg(target_os = "linux")]
+use crate::gate::Gate;
 use crate::stats::{Snapshot, Stats};
 use crate::sys;
 
@@ -26,28 +28,27 @@ const WORKER_STACK: usize = 128 * 1024;
 /// Pause after `accept` fails for lack of descriptors, doubled up to the maximum.
 const FD_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const FD_BACKOFF_MAX: Duration = Duration::from_millis(200);
-/// Waiting connections closed (oldest first) each time `accept` runs out of descriptors.
+/// Held connections the gate closes (oldest first) each time `accept` runs out of
+/// descriptors.
 #[cfg(target_os = "linux")]
 const EVICT_ON_FD_EXHAUSTION: usize = 64;
-/// Descriptors kept out of the waiting room's share (listeners, logs, stdio, epoll...),
-/// at most half the limit.
+/// Descriptors kept out of the gate's share (listeners, logs, stdio, epoll...), at most
+/// half the limit.
+#[cfg(target_os = "linux")]
 const RESERVED_FDS: u64 = 64;
-/// Waiting-room size when the descriptor limit is unknown.
-const DEFAULT_ROOM: usize = 4096;
+/// Gate size when the descriptor limit is unknown.
+#[cfg(target_os = "linux")]
+const DEFAULT_GATE: usize = 4096;
 /// Rate limit of the repeated warnings of the accept loop.
 const WARN_EVERY: Duration = Duration::from_secs(1);
-/// Extra time shutdown grants beyond the connection deadline before giving up waiting.
-const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 /// State shared by the accept threads, the workers and the [`Handle`].
 struct Shared {
     policy: RwLock<Arc<[u8]>>,
     timeout: Duration,
     max_pending: usize,
-    pending: AtomicUsize,
     stopping: AtomicBool,
-    stats: Stats,
-    flight: Arc<InFlight>,
+    stats: Arc<Stats>,
 }
 
 impl Shared {
@@ -59,34 +60,18 @@ impl Shared {
     }
 }
 
-/// One unit of work for a worker.
-enum Job {
-    /// A fresh connection, still counted in `pending`.
-    Fresh(Conn),
-    /// A connection whose request the waiting room has read.
-    #[cfg(target_os = "linux")]
-    Decided(Conn, crate::request::Outcome),
-}
-
-/// What a worker needs: the shared state, the queue it takes jobs from, and (Linux) the
-/// waiting room.
-struct Ctx {
+/// What an accept thread needs: the pool, the shared state and (Linux) the gate.
+struct Accept {
+    pool: ThreadPool,
     shared: Arc<Shared>,
-    queue: Queue<Job>,
     #[cfg(target_os = "linux")]
-    parker: Option<crate::waiting::Parker>,
-    /// How long the kernel keeps a silent connection from `accept()` (`TCP_DEFER_ACCEPT`
-    /// on every listener), if it does.
-    #[cfg(target_os = "linux")]
-    deferral: Option<Duration>,
+    gate: Option<Arc<Gate>>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listeners: Vec<TcpListener>,
     workers: usize,
-    /// See [`defer_silent_clients`].
-    deferral: Option<Duration>,
     shared: Arc<Shared>,
 }
 
@@ -109,21 +94,14 @@ pub fn bind_addresses(config: &Config) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Has the kernel keep clients that send nothing from `accept()` for a while (Linux:
-/// `TCP_DEFER_ACCEPT`), set before the daemon says it is listening. Returns that while,
-/// which then counts against such a client's deadline, if every listener has it.
-fn defer_silent_clients(listeners: &[TcpListener], timeout: Duration) -> Option<Duration> {
-    let mut deferral = Some(Duration::ZERO);
+/// Has the kernel keep clients that send nothing from `accept()` for up to `timeout`
+/// (Linux: `TCP_DEFER_ACCEPT`), set before the daemon says it is listening.
+fn defer_silent_clients(listeners: &[TcpListener], timeout: Duration) {
     for l in listeners {
-        match sys::defer_accept(l, timeout) {
-            Ok(d) => deferral = deferral.map(|_| d),
-            Err(e) => {
-                debug!("TCP_DEFER_ACCEPT not set on {}: {e}", local(l));
-                deferral = None;
-            }
+        if let Err(e) = sys::defer_accept(l, timeout) {
+            debug!("TCP_DEFER_ACCEPT not set on {}: {e}", local(l));
         }
     }
-    deferral
 }
 
 impl Server {
@@ -158,19 +136,16 @@ impl Server {
         config: &Config,
         policy: Arc<[u8]>,
     ) -> Server {
-        let deferral = defer_silent_clients(&listeners, config.timeout);
+        defer_silent_clients(&listeners, config.timeout);
         Server {
             listeners,
             workers: config.workers,
-            deferral,
             shared: Arc::new(Shared {
                 policy: RwLock::new(policy),
                 timeout: config.timeout,
                 max_pending: config.max_pending,
-                pending: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
-                stats: Stats::default(),
-                flight: Arc::new(InFlight::default()),
+                stats: Arc::new(Stats::default()),
             }),
         }
     }
@@ -209,44 +184,29 @@ impl Server {
     ///
     /// [`Error::Setup`] if a thread cannot be started.
     pub fn run(self) -> Result<Snapshot> {
-        sys::single_malloc_arena();
-        // Before the pool, accept and waiting-room threads are made: they inherit it.
-        match sys::batch_scheduling() {
-            Ok(sys::Scheduling::Batch) => debug!("serving threads run under SCHED_BATCH"),
-            Ok(sys::Scheduling::Kept) => debug!("scheduling policy left as it is"),
-            Err(e) => debug!("cannot set SCHED_BATCH: {e}"),
-        }
         let pool = threadpool::Builder::new()
             .num_threads(self.workers)
             .thread_name("policy-worker".into())
             .thread_stack_size(WORKER_STACK)
             .build();
-        let room_size = open_files_budget();
-        let deferral = self.deferral;
         #[cfg(target_os = "linux")]
-        let (ctx, room) = start_room(&self.shared, self.workers, room_size, deferral)?;
-        #[cfg(not(target_os = "linux"))]
-        let ctx = {
-            let _ = (room_size, deferral);
-            Arc::new(Ctx {
-                shared: Arc::clone(&self.shared),
-                queue: Queue::new(self.workers, false),
-            })
-        };
-        for me in 0..self.workers {
-            let ctx = Arc::clone(&ctx);
-            pool.execute(move || worker_loop(&ctx, me));
-        }
+        let (gate, gate_thread) = start_gate(&pool, &self.shared);
+        let accept = Arc::new(Accept {
+            pool: pool.clone(),
+            shared: Arc::clone(&self.shared),
+            #[cfg(target_os = "linux")]
+            gate: gate.clone(),
+        });
         let mut threads = Vec::new();
         for listener in self.listeners {
             let name = match listener.local_addr() {
                 Ok(a) => format!("accept-{a}"),
                 Err(_) => "accept".to_string(),
             };
-            let ctx = Arc::clone(&ctx);
+            let accept = Arc::clone(&accept);
             let t = thread::Builder::new()
                 .name(name)
-                .spawn(move || accept_loop(&listener, &ctx))
+                .spawn(move || accept_loop(&listener, &accept))
                 .map_err(|e| Error::Setup(format!("cannot start an accept thread: {e}")));
             match t {
                 Ok(t) => threads.push(t),
@@ -259,39 +219,46 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
-        let limit = self.shared.timeout + SHUTDOWN_SLACK;
-        if !self.shared.flight.wait_idle(limit) {
+        // Held connections are dispatched or expire within their deadline, then every
+        // queued and running connection is finished by its worker.
+        #[cfg(target_os = "linux")]
+        if let (Some(gate), Some(thread)) = (gate, gate_thread) {
+            gate.stop();
+            let _ = thread.join();
+        }
+        pool.join();
+        if pool.panic_count() > 0 {
             warn!(
-                "{} connections still open {limit:?} after the stop: closing them",
-                self.shared.flight.count()
+                "{} workers panicked while serving a connection",
+                pool.panic_count()
             );
         }
-        #[cfg(target_os = "linux")]
-        {
-            if let Some(p) = &ctx.parker {
-                p.stop();
-            }
-            if let Some(room) = room {
-                let _ = room.join();
-            }
-        }
-        ctx.queue.close();
-        pool.join();
         Ok(self.shared.stats.snapshot())
     }
 }
 
-/// How many connections may wait in the waiting room: most of the descriptors we may
-/// open, the rest kept for accepting.
-fn open_files_budget() -> usize {
-    match sys::open_files_limit() {
+/// Starts the readiness gate, sized to most of the descriptors we may open; without it
+/// (epoll unavailable) workers wait for slow clients themselves.
+#[cfg(target_os = "linux")]
+fn start_gate(
+    pool: &ThreadPool,
+    shared: &Arc<Shared>,
+) -> (Option<Arc<Gate>>, Option<thread::JoinHandle<()>>) {
+    let capacity = match sys::open_files_limit() {
         Some(limit) => {
             let reserved = RESERVED_FDS.min(limit / 2);
-            usize::try_from(limit.saturating_sub(reserved) * 3 / 4)
-                .unwrap_or(usize::MAX)
-                .max(1)
+            usize::try_from(limit.saturating_sub(reserved) * 3 / 4).unwrap_or(usize::MAX)
         }
-        None => DEFAULT_ROOM,
+        None => DEFAULT_GATE,
+    };
+    let (pool, to_pool) = (pool.clone(), Arc::clone(shared));
+    let dispatch = move |conn| dispatch(&pool, &to_pool, conn);
+    match Gate::start(capacity, Arc::clone(&shared.stats), dispatch) {
+        Ok((gate, thread)) => (Some(gate), Some(thread)),
+        Err(e) => {
+            warn!("no readiness gate ({e}): slow clients will occupy workers");
+            (None, None)
+        }
     }
 }
 
@@ -302,129 +269,6 @@ pub fn raise_open_files_limit() {
         Some((old, new)) if new > old => info!("raised the open-files limit from {old} to {new}"),
         Some((_, limit)) => info!("open-files limit: {limit}"),
         None => {}
-    }
-}
-
-/// Starts the waiting room thread; without it (epoll unavailable) workers fall back to
-/// blocking reads.
-#[cfg(target_os = "linux")]
-fn start_room(
-    shared: &Arc<Shared>,
-    workers: usize,
-    size: usize,
-    deferral: Option<Duration>,
-) -> Result<(Arc<Ctx>, Option<thread::JoinHandle<()>>)> {
-    let (parker, room) = match crate::waiting::channel(size) {
-        Ok(pair) => pair,
-        Err(e) => {
-            warn!("no waiting room ({e}): slow clients will occupy workers");
-            return Ok((Ctx::new(shared, workers, None, deferral), None));
-        }
-    };
-    let ctx = Ctx::new(shared, workers, Some(parker), deferral);
-    let room_ctx = Arc::clone(&ctx);
-    let handle = thread::Builder::new()
-        .name("waiting-room".into())
-        .spawn(move || {
-            let stats = &room_ctx.shared.stats;
-            let run = room.run(stats, |conn, outcome| dispatch(&room_ctx, conn, outcome));
-            if let Err(e) = run {
-                log::error!("waiting room failed: {e}");
-            }
-        })
-        .map_err(|e| Error::Setup(format!("cannot start the waiting-room thread: {e}")))?;
-    Ok((ctx, Some(handle)))
-}
-
-/// Queues a connection whose request the waiting room has read, for a worker to answer.
-#[cfg(target_os = "linux")]
-fn dispatch(ctx: &Arc<Ctx>, conn: Conn, outcome: crate::request::Outcome) {
-    ctx.queue.push(Job::Decided(conn, outcome));
-}
-
-/// What each pool thread runs: jobs from the queue until it is closed. A panic while
-/// serving one connection (none is known) ends that connection, not the worker.
-fn worker_loop(ctx: &Arc<Ctx>, me: usize) {
-    while let Some(job) = ctx.queue.pop(me) {
-        let run = std::panic::AssertUnwindSafe(|| run_job(ctx, job));
-        if std::panic::catch_unwind(run).is_err() {
-            log::error!("a worker panicked while serving a connection; it goes on");
-        }
-    }
-}
-
-fn run_job(ctx: &Arc<Ctx>, job: Job) {
-    match job {
-        Job::Fresh(conn) => {
-            ctx.shared.pending.fetch_sub(1, Ordering::SeqCst);
-            work(ctx, conn);
-        }
-        #[cfg(target_os = "linux")]
-        Job::Decided(conn, outcome) => {
-            let policy = ctx.shared.policy();
-            let next = conn::decide(conn, outcome, &policy, &ctx.shared.stats);
-            ctx.wait(next);
-        }
-    }
-}
-
-/// A worker's turn with a connection: what has arrived is read and answered at once;
-/// on Linux a connection that must wait for its client, its time silent in the kernel
-/// counted, goes to the waiting room (or, without one, is waited for here).
-fn work(ctx: &Arc<Ctx>, conn: Conn) {
-    let policy = ctx.shared.policy();
-    let stats = &ctx.shared.stats;
-    #[cfg(target_os = "linux")]
-    {
-        let next = match (conn::advance(conn, &policy, stats), ctx.deferral) {
-            (conn::Next::Wait(conn), Some(deferral)) => {
-                conn::charge_deferral(conn, deferral, stats)
-            }
-            (next, _) => next,
-        };
-        ctx.wait(next);
-    }
-    #[cfg(not(target_os = "linux"))]
-    conn::serve_blocking(conn, &policy, stats);
-}
-
-impl Ctx {
-    /// A worker's context; its queue is lazy exactly when there is a waiting room.
-    #[cfg(target_os = "linux")]
-    fn new(
-        shared: &Arc<Shared>,
-        workers: usize,
-        parker: Option<crate::waiting::Parker>,
-        deferral: Option<Duration>,
-    ) -> Arc<Ctx> {
-        // With the waiting room, workers never wait for a client: an awake one comes
-        // back for the next job, so the queue need not wake another (a lazy queue).
-        let lazy = parker.is_some();
-        Arc::new(Ctx {
-            shared: Arc::clone(shared),
-            queue: Queue::new(workers, lazy),
-            parker,
-            deferral,
-        })
-    }
-
-    /// Parks a connection that must wait for its client in the waiting room; if the room
-    /// is gone, waits for it here with blocking reads.
-    #[cfg(target_os = "linux")]
-    fn wait(&self, next: conn::Next) {
-        let conn::Next::Wait(conn) = next else { return };
-        let conn = match &self.parker {
-            Some(parker) => match parker.park(conn) {
-                Ok(()) => return,
-                Err(conn) => conn,
-            },
-            None => conn,
-        };
-        let policy = self.shared.policy();
-        self.queue.blocking(|| match conn.phase {
-            conn::Phase::Request => conn::serve_blocking(conn, &policy, &self.shared.stats),
-            conn::Phase::Linger { .. } => conn::linger_blocking(conn),
-        });
     }
 }
 
@@ -466,8 +310,8 @@ fn no_ipv6(e: &io::Error) -> bool {
     }
 }
 
-fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
-    let shared = &ctx.shared;
+fn accept_loop(listener: &TcpListener, accept: &Accept) {
+    let shared = &accept.shared;
     let mut backoff = FD_BACKOFF_MIN;
     let mut last_warn: Option<Instant> = None;
     let mut may_warn = move || {
@@ -486,7 +330,7 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
         match accepted {
             Ok((stream, peer)) => {
                 backoff = FD_BACKOFF_MIN;
-                admit(ctx, stream, peer, &mut may_warn);
+                admit(accept, stream, peer, &mut may_warn);
             }
             Err(e) if sys::is_resource_exhaustion(&e) => {
                 Stats::bump(&shared.stats.fd_exhausted);
@@ -498,8 +342,8 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
                     );
                 }
                 #[cfg(target_os = "linux")]
-                if let Some(p) = &ctx.parker {
-                    p.evict(EVICT_ON_FD_EXHAUSTION);
+                if let Some(gate) = &accept.gate {
+                    gate.evict(EVICT_ON_FD_EXHAUSTION);
                 }
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(FD_BACKOFF_MAX);
@@ -534,11 +378,16 @@ fn transient_accept_error(e: &io::Error) -> bool {
     )
 }
 
-/// Hands a fresh connection to the pool, unless `--max-pending` already wait.
-fn admit(ctx: &Arc<Ctx>, stream: TcpStream, peer: SocketAddr, may_warn: &mut impl FnMut() -> bool) {
-    let shared = &ctx.shared;
-    if shared.pending.fetch_add(1, Ordering::SeqCst) >= shared.max_pending {
-        shared.pending.fetch_sub(1, Ordering::SeqCst);
+/// Hands a fresh connection to the pool, unless `--max-pending` already wait for a
+/// worker; on Linux one whose request has not arrived yet waits in the gate first.
+fn admit(
+    accept: &Accept,
+    stream: TcpStream,
+    peer: SocketAddr,
+    may_warn: &mut impl FnMut() -> bool,
+) {
+    let shared = &accept.shared;
+    if accept.pool.queued_count() >= shared.max_pending {
         Stats::bump(&shared.stats.overflow);
         if may_warn() {
             warn!(
@@ -549,91 +398,32 @@ fn admit(ctx: &Arc<Ctx>, stream: TcpStream, peer: SocketAddr, may_warn: &mut imp
         debug!("{peer} overflow: closed at once");
         return; // dropping the stream closes it
     }
-    let conn = Conn::new(stream, peer, shared.timeout, Some(&shared.flight));
-    ctx.queue.push(Job::Fresh(conn));
+    let conn = Conn::new(stream, peer, shared.timeout);
+    #[cfg(target_os = "linux")]
+    let conn = match &accept.gate {
+        Some(gate) => match gate.admit(conn) {
+            Some(ready) => ready,
+            None => return, // held until its request has arrived
+        },
+        None => conn,
+    };
+    dispatch(&accept.pool, shared, conn);
 }
 
-/// The whole life of one connection made elsewhere (inetd's socket on stdin): read the
-/// request, send `policy`, close cleanly, everything before `deadline`, with blocking
-/// reads; the outcome is logged at debug level and counted in `stats`.
+/// Gives `conn` to a pool worker, which owns it from here to its close.
+fn dispatch(pool: &ThreadPool, shared: &Arc<Shared>, conn: Conn) {
+    let shared = Arc::clone(shared);
+    pool.execute(move || conn::serve(conn, &shared.policy(), &shared.stats));
+}
+
+/// The whole life of one connection made elsewhere (inetd's socket on stdin), within
+/// `timeout`, as a pool worker would serve it; the outcome is counted in `stats`.
 pub fn serve_connection(
-    stream: &TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
-    deadline: Instant,
+    timeout: Duration,
     policy: &[u8],
     stats: &Stats,
 ) {
-    let stream = match stream.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            Stats::bump(&stats.io_errors);
-            debug!("{peer} io error: {e}");
-            return;
-        }
-    };
-    let timeout = deadline.saturating_duration_since(Instant::now());
-    conn::serve_blocking(Conn::new(stream, peer, timeout, None), policy, stats);
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    /// A worker's context as `start_room` makes it when epoll is not available: no
-    /// waiting room, blocking workers.
-    fn ctx_without_room(timeout: Duration, deferral: Option<Duration>) -> Arc<Ctx> {
-        let config = Config {
-            timeout,
-            ..Config::default()
-        };
-        let policy = Arc::from(&b"<cross-domain-policy/>\0"[..]);
-        let shared = Server::from_listeners(Vec::new(), &config, policy).shared;
-        Ctx::new(&shared, 1, None, deferral)
-    }
-
-    fn loopback_listener() -> (TcpListener, SocketAddr) {
-        let l = sys::listen("127.0.0.1:0".parse().expect("address")).expect("listen");
-        let addr = l.local_addr().expect("local address");
-        (l, addr)
-    }
-
-    #[test]
-    fn without_the_waiting_room_a_request_is_answered() {
-        let (listener, addr) = loopback_listener();
-        let ctx = ctx_without_room(Duration::from_secs(5), None);
-        let mut client = TcpStream::connect(addr).expect("connect");
-        client.write_all(b"<policy-file-request/>\0").expect("send");
-        let (stream, peer) = listener.accept().expect("accept");
-        work(&ctx, Conn::new(stream, peer, ctx.shared.timeout, None));
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).expect("reply");
-        assert_eq!(got, b"<cross-domain-policy/>\0");
-        assert_eq!(ctx.shared.stats.snapshot().served, 1);
-    }
-
-    /// With `--timeout 3` the kernel keeps a silent client 3 s (`TCP_DEFER_ACCEPT`):
-    /// that is its whole time, so a worker without the waiting room must not wait for
-    /// it 3 s more.
-    #[test]
-    fn without_the_waiting_room_a_silent_client_is_charged_its_time_in_the_kernel() {
-        let (listener, addr) = loopback_listener();
-        let timeout = Duration::from_secs(3);
-        let deferral = sys::defer_accept(&listener, timeout).expect("TCP_DEFER_ACCEPT");
-        assert_eq!(deferral, timeout);
-        let ctx = ctx_without_room(timeout, Some(deferral));
-        let _client = TcpStream::connect(addr).expect("connect");
-        let (stream, peer) = listener.accept().expect("accept");
-        let start = Instant::now();
-        work(&ctx, Conn::new(stream, peer, timeout, None));
-        let waited = start.elapsed();
-        assert!(
-            waited < Duration::from_millis(1500),
-            "a worker waited {waited:?} more for a client silent for {deferral:?}"
-        );
-        assert_eq!(ctx.shared.stats.snapshot().timed_out, 1);
-    }
+    conn::serve(Conn::new(stream, peer, timeout), policy, stats);
 }

@@ -199,16 +199,13 @@ pub fn process_alive(_pid: u32) -> bool {
 
 /// Asks the kernel (Linux `TCP_DEFER_ACCEPT`) to hand us a connection only once it has
 /// data, or once [`deferral_for`]`(wait)` has passed: clients that connect and send
-/// nothing never reach a worker. Returns that deferral.
+/// nothing reach neither the gate nor a worker meanwhile.
 ///
 /// # Errors
 ///
 /// What the OS says; `Unsupported` where the option does not exist.
 #[cfg(target_os = "linux")]
-pub fn defer_accept(
-    listener: &TcpListener,
-    wait: std::time::Duration,
-) -> io::Result<std::time::Duration> {
+pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Result<()> {
     use nix::libc;
     use std::os::fd::AsRawFd;
     let deferral = deferral_for(wait);
@@ -225,7 +222,7 @@ pub fn defer_accept(
         )
     };
     if rc == 0 {
-        Ok(deferral)
+        Ok(())
     } else {
         Err(io::Error::last_os_error())
     }
@@ -247,49 +244,13 @@ pub fn deferral_for(wait: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs(total)
 }
 
-/// `TCP_INFO` of a connection, `None` if the kernel will not say.
-#[cfg(target_os = "linux")]
-pub fn tcp_info(stream: &std::net::TcpStream) -> Option<nix::libc::tcp_info> {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` is a writable tcp_info of `len` bytes that outlives the call, and
-    // `len` is a valid socklen_t the kernel may lower; the fd is owned by `stream`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    // SAFETY: zero-initialised, then (partly) filled by the kernel; every field is an
-    // integer, so any bytes are a valid value.
-    (rc == 0).then(|| unsafe { info.assume_init() })
-}
-
-/// Whether the kernel sent this connection's SYN-ACK more than once. On a listener
-/// with `TCP_DEFER_ACCEPT` that is how a connection accepted without data is told
-/// apart: its deferral ran out (the kernel retransmits the SYN-ACK once at the end of
-/// it, and hands over the connection on the ACK that answers). Before our reply we
-/// send nothing else that could have been retransmitted.
-#[cfg(target_os = "linux")]
-pub fn syn_ack_retransmitted(stream: &std::net::TcpStream) -> bool {
-    tcp_info(stream).is_some_and(|i| i.tcpi_total_retrans > 0)
-}
-
 /// `TCP_DEFER_ACCEPT` exists only on Linux.
 ///
 /// # Errors
 ///
 /// Always `Unsupported`.
 #[cfg(not(target_os = "linux"))]
-pub fn defer_accept(
-    _listener: &TcpListener,
-    _wait: std::time::Duration,
-) -> io::Result<std::time::Duration> {
+pub fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
@@ -329,116 +290,6 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
     None
 }
 
-/// Reads what has already arrived, without waiting (`MSG_DONTWAIT`): `WouldBlock` when
-/// nothing has.
-///
-/// # Errors
-///
-/// What the OS says.
-#[cfg(target_os = "linux")]
-pub fn recv_now(stream: &std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    use nix::sys::socket::{recv, MsgFlags};
-    use std::os::fd::AsRawFd;
-    Ok(recv(stream.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?)
-}
-
-/// Writes what fits in the socket buffer now, without waiting (`MSG_DONTWAIT`), and
-/// holds it back (`MSG_MORE`) until the caller's next step: the caller must close or
-/// `shutdown(Write)` at once, which sends the data with the FIN in one segment (one
-/// packet and one acknowledgement fewer per connection than a write and a close).
-///
-/// # Errors
-///
-/// What the OS says.
-#[cfg(target_os = "linux")]
-pub fn send_before_fin(stream: &std::net::TcpStream, buf: &[u8]) -> io::Result<usize> {
-    use nix::sys::socket::{send, MsgFlags};
-    use std::os::fd::AsRawFd;
-    // nix has no MSG_MORE; the flag is only a number to the kernel.
-    let more = MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
-    Ok(send(
-        stream.as_raw_fd(),
-        buf,
-        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL | more,
-    )?)
-}
-
-/// Grows the socket's send buffer (`SO_SNDBUF`) so that `more` bytes fit in it beside
-/// what it holds: the reply then never waits for the client to read, even on a host
-/// whose `tcp_wmem` is smaller than the policy. (The kernel doubles the value for its
-/// own bookkeeping and caps it at `net.core.wmem_max`.)
-///
-/// # Errors
-///
-/// What the OS says.
-#[cfg(target_os = "linux")]
-pub fn grow_send_buffer(stream: &std::net::TcpStream, more: usize) -> io::Result<()> {
-    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
-    let now = getsockopt(stream, sockopt::SndBuf)?;
-    setsockopt(
-        stream,
-        sockopt::SndBuf,
-        &now.saturating_add(more.saturating_mul(2)),
-    )?;
-    Ok(())
-}
-
-/// Makes every thread allocate from one malloc arena (glibc). glibc otherwise gives
-/// each worker that ever allocates an arena of its own, which costs hundreds of
-/// kilobytes of resident memory for a daemon that allocates almost nothing; our few
-/// allocations do not contend.
-pub fn single_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only sets a tunable of the allocator; M_ARENA_MAX with a
-        // positive value is documented and takes no pointers.
-        unsafe {
-            nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
-        }
-    }
-}
-
-/// What [`batch_scheduling`] did for the calling thread.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Scheduling {
-    /// Now `SCHED_BATCH`.
-    Batch,
-    /// Left alone: the thread runs under another policy than the default one (an
-    /// operator's `chrt`, or systemd's `CPUSchedulingPolicy=`), or this is not Linux.
-    Kept,
-}
-
-/// Puts the calling thread (and the threads it creates later) under `SCHED_BATCH`, if it
-/// runs under the default policy: same share of the CPU, but waking it does not preempt
-/// the thread that woke it, so an accept thread hands several connections to a worker
-/// per context switch instead of one. Needs no privilege.
-pub fn batch_scheduling() -> io::Result<Scheduling> {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::libc;
-        // SAFETY: sched_getscheduler takes a pid (0: the calling thread) and no pointers.
-        let policy = unsafe { libc::sched_getscheduler(0) };
-        if policy < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if policy != libc::SCHED_OTHER {
-            return Ok(Scheduling::Kept);
-        }
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param that outlives the call, which only reads
-        // it; pid 0 is the calling thread; priority 0 is the only one SCHED_BATCH allows.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Scheduling::Batch)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        Ok(Scheduling::Kept)
-    }
-}
-
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
@@ -464,11 +315,58 @@ fn not_usable(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
 }
 
-/// Takes ownership of descriptor `fd` inherited through systemd socket activation
-/// (`LISTEN_FDS`) and checks that it is a listening TCP socket; it is made close-on-exec
-/// and blocking.
+/// Takes ownership of the `count` sockets systemd socket activation handed over
+/// (descriptors 3, 4, …), checking that each is a listening TCP socket. Only the first
+/// call in a process claims them: a later one fails, so no descriptor gets two owners.
 ///
-/// Call it at most once per descriptor: the returned listener owns it.
+/// # Errors
+///
+/// The descriptor at fault and why it is not usable (see [`inherited_listener`]).
+#[cfg(unix)]
+pub fn claim_inherited_listeners(
+    first: i32,
+    count: usize,
+) -> Result<Vec<TcpListener>, (i32, io::Error)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLAIMED: AtomicBool = AtomicBool::new(false);
+    if CLAIMED.swap(true, Ordering::SeqCst) {
+        let e = not_usable("was already claimed by this process");
+        return Err((first, e));
+    }
+    (first..)
+        .take(count)
+        // SAFETY: by the socket activation protocol these descriptors were handed to
+        // this process for it to own, and the flag above lets only one call claim them.
+        .map(|fd| unsafe { inherited_listener(fd) }.map_err(|e| (fd, e)))
+        .collect()
+}
+
+/// No socket activation outside Unix.
+///
+/// # Errors
+///
+/// Always `Unsupported`.
+#[cfg(not(unix))]
+pub fn claim_inherited_listeners(
+    first: i32,
+    _count: usize,
+) -> Result<Vec<TcpListener>, (i32, io::Error)> {
+    Err((
+        first,
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "socket activation is not available on this system",
+        ),
+    ))
+}
+
+/// Takes ownership of descriptor `fd` and checks that it is a listening TCP socket; it
+/// is made close-on-exec and blocking.
+///
+/// # Safety
+///
+/// If `fd` is open, nothing else in the process may own or use it, now or later: the
+/// returned listener closes it when dropped.
 ///
 /// # Errors
 ///
@@ -476,7 +374,7 @@ fn not_usable(what: &str) -> io::Error {
 /// TCP socket, or not listening (a connected socket, as `Accept=yes` hands out);
 /// what the OS says otherwise.
 #[cfg(unix)]
-pub fn inherited_listener(fd: i32) -> io::Result<TcpListener> {
+unsafe fn inherited_listener(fd: i32) -> io::Result<TcpListener> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     use nix::sys::socket::{getsockopt, sockopt};
     use std::os::fd::{FromRawFd, OwnedFd};
@@ -491,10 +389,8 @@ pub fn inherited_listener(fd: i32) -> io::Result<TcpListener> {
     if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
         return Err(not_usable("is not open"));
     }
-    // SAFETY: the descriptor is open (checked just above) and, by the socket
-    // activation protocol, handed to this process for it to own; the caller claims
-    // each descriptor once (the LISTEN_* variables are removed before), so no other
-    // owner exists.
+    // SAFETY: the descriptor is open (checked just above), and the caller's contract
+    // says no one else owns it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     check_tcp_socket(&owned)?;
@@ -511,19 +407,6 @@ pub fn inherited_listener(fd: i32) -> io::Result<TcpListener> {
     let listener = TcpListener::from(owned);
     listener.set_nonblocking(false)?;
     Ok(listener)
-}
-
-/// No socket activation outside Unix.
-///
-/// # Errors
-///
-/// Always `Unsupported`.
-#[cfg(not(unix))]
-pub fn inherited_listener(_fd: i32) -> io::Result<TcpListener> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "socket activation is not available on this system",
-    ))
 }
 
 /// Checks that `fd` is a TCP (IPv4 or IPv6 stream) socket.
@@ -660,52 +543,11 @@ pub fn detach_stdio() -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-
-    /// Segments the socket has received (`tcpi_segs_in` of `TCP_INFO`).
-    fn segments_in(s: &TcpStream) -> u32 {
-        tcp_info(s).expect("TCP_INFO").tcpi_segs_in
-    }
-
-    /// One exchange over loopback: the client sends the request, the server answers with
-    /// `send` and closes; returns the segments the client received by its EOF.
-    fn exchange(send: impl Fn(&TcpStream, &[u8]) -> io::Result<usize>) -> u32 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        client
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .expect("timeout");
-        client
-            .write_all(b"<policy-file-request/>\0")
-            .expect("request");
-        let (mut server, _) = listener.accept().expect("accept");
-        let mut req = [0u8; 23];
-        server.read_exact(&mut req).expect("read the request");
-        assert_eq!(send(&server, b"policy\0").expect("send"), 7);
-        drop(server);
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).expect("read to EOF");
-        assert_eq!(got, b"policy\0");
-        segments_in(&client)
-    }
-
-    #[test]
-    fn the_policy_and_the_fin_travel_in_one_segment() {
-        let plain = exchange(|s, b| {
-            let mut s = s;
-            s.write(b)
-        });
-        let merged = exchange(send_before_fin);
-        assert_eq!(
-            merged,
-            plain - 1,
-            "client received {merged} segments with MSG_MORE, {plain} without"
-        );
-    }
+    use std::io::Write;
+    use std::net::TcpStream;
 
     /// The kernel's deferrals are its SYN-ACK retransmission times, 1, 2, 4 … s apart
     /// and at most 120 s apart (`secs_to_retrans` in net/ipv4/tcp.c): 1, 3, 7, 15, 31,

@@ -256,3 +256,6 @@ impl Held {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::request::{self, time_left, Matcher, Outcome};
-use crate::stats::Stats;
+use crate::stats::{Ending, Stats};
 
 /// After the policy is sent, read and discard at most this much before closing...
 pub const LINGER_MAX_BYTES: u32 = 16 * 1024;
@@ -202,9 +202,9 @@ pub fn charge_deferral(mut conn: Conn, deferral: Duration, stats: &Stats) -> Nex
     if time_left(conn.deadline).is_some() {
         return Next::Wait(conn);
     }
-    Stats::bump(&stats.timed_out);
+    stats.count(Ending::Empty);
     debug!(
-        "{} timed out: silent for {deferral:?} in the kernel's queue (TCP_DEFER_ACCEPT)",
+        "{} empty: silent for {deferral:?} in the kernel's queue (TCP_DEFER_ACCEPT), timed out",
         conn.peer
     );
     Next::Done
@@ -351,24 +351,33 @@ pub fn linger_blocking(conn: Conn) {
 pub fn finish(conn: Conn, outcome: Outcome, stats: &Stats) -> Next {
     let peer = conn.peer;
     let elapsed = conn.accepted.elapsed();
+    let ending = Ending::of(&outcome, conn.matcher.matched());
+    if let Some(ending) = ending {
+        stats.count(ending);
+    }
     match outcome {
         Outcome::Request { .. } => {} // never passed here
         Outcome::Junk { at, byte } => {
-            Stats::bump(&stats.rejected);
             debug!(
                 "{peer} rejected: byte 0x{byte:02x} at offset {at} is not <policy-file-request/>"
             );
         }
+        Outcome::Closed { received: 0 } => {
+            debug!("{peer} empty: closed after {elapsed:?} without sending a byte");
+        }
         Outcome::Closed { received } => {
-            Stats::bump(&stats.rejected);
             debug!("{peer} rejected: closed after {received} of 22 request bytes");
         }
+        Outcome::TimedOut { received: 0 } => {
+            debug!("{peer} empty: timed out after {elapsed:?} without sending a byte");
+        }
         Outcome::TimedOut { received } => {
-            Stats::bump(&stats.timed_out);
             debug!("{peer} timed out after {elapsed:?} with {received} of 22 request bytes");
         }
+        Outcome::Failed(e) if ending == Some(Ending::Empty) => {
+            debug!("{peer} empty: {e} after {elapsed:?} without sending a byte");
+        }
         Outcome::Failed(e) => {
-            Stats::bump(&stats.io_errors);
             debug!("{peer} io error reading the request: {e}");
         }
     }
@@ -381,7 +390,7 @@ pub fn expire(conn: Conn, evicted: bool, stats: &Stats) {
     if let Phase::Request = conn.phase {
         let received = conn.matcher.matched();
         if evicted {
-            Stats::bump(&stats.timed_out);
+            stats.count(Ending::timed_out(received));
             debug!(
                 "{} timed out early (evicted to make room) with {received} of 22 request bytes",
                 conn.peer

@@ -25,6 +25,7 @@ pub mod error;
 pub mod evaluate;
 pub mod inherit;
 pub mod logging;
+pub mod metrics;
 pub mod pidfile;
 pub mod policy;
 pub mod privilege;

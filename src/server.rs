@@ -634,6 +634,6 @@ mod tests {
             waited < Duration::from_millis(1500),
             "a worker waited {waited:?} more for a client silent for {deferral:?}"
         );
-        assert_eq!(ctx.shared.stats.snapshot().timed_out, 1);
+        assert_eq!(ctx.shared.stats.snapshot().empty, 1, "silent: empty");
     }
 }

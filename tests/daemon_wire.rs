@@ -344,7 +344,7 @@ fn a_silent_client_is_closed_at_the_timeout_counting_its_time_in_the_kernel() {
         "silent client closed after {t:?}, expected 4 s"
     );
     let line = d.stop();
-    assert!(line.contains(" timed_out=1 "), "{line}");
+    assert!(line.contains(" empty=1 timed_out=0 "), "{line}");
 }
 
 #[test]

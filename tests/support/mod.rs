@@ -731,12 +731,13 @@ pub fn parse_counters(line: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Asserts the counters of a `stopped:` line, each of the six named in the contract.
+/// Asserts the counters of a `stopped:` line, each of the seven named in the contract.
 pub fn assert_counters(line: &str, expected: &[(&str, u64)]) {
     let got = parse_counters(line);
     for name in [
         "served",
         "rejected",
+        "empty",
         "timed_out",
         "io_errors",
         "overflow",

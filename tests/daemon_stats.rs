@@ -181,41 +181,6 @@ fn under_overload_the_shed_connections_are_counted_once_too() {
 // ---------------------------------------------------------------------------------------
 // --stats-file
 
-/// A fresh directory, removed with its contents on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let t = TempPath::new(name);
-        fs::create_dir(t.path()).expect("create temp dir");
-        TempDir(t.path().to_path_buf())
-    }
-
-    fn join(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("UTF-8 temp path")
-            .to_string()
-    }
-
-    /// The names in the directory, sorted.
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
-            .expect("read temp dir")
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// One sample of the textfile: family name and labels (sorted `k=v`), and its value.
 type Samples = BTreeMap<(String, Vec<String>), f64>;
 

@@ -6,10 +6,10 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
@@ -17,13 +17,13 @@ use crate::config::{self, Config, PolicySource};
 use crate::error::{describe_io, Error, Result};
 use crate::inherit::{self, Activation};
 use crate::logging::{self, LogFile};
-use crate::metrics::{self, StatsFile};
+use crate::metrics::{PolicyFigures, Textfile};
 use crate::pidfile::PidFile;
 use crate::policy::{Policy, Source};
 use crate::privilege::{self, Target};
 use crate::reload::{Check, Reloader, Stamp};
 use crate::server::{self, Server};
-use crate::stats::{Snapshot, Stats};
+use crate::stats::Stats;
 use crate::sys;
 
 const PERMISSIVE: &str = "serving the embedded allow-all policy, which is permissive: SWFs \
@@ -166,7 +166,7 @@ fn run_server(
         sys::ignore_sighup().map_err(|e| Error::io("cannot keep SIGHUP ignored", e))?;
         info!("SIGHUP was ignored at start (nohup): a hangup will not stop the daemon");
     }
-    let figures = Arc::new(PolicyFigures::new(policy));
+    let figures = Arc::new(PolicyFigures::new(policy.bytes()));
     let textfile = match &config.stats_file {
         Some(path) => Some(Arc::new(Textfile::create(path, &figures)?)),
         None => None,
@@ -187,7 +187,7 @@ fn run_server(
         let h = handle.clone();
         let f = Arc::clone(&figures);
         let mut reloader = Reloader::new(path, stamp, policy, move |b| {
-            f.bytes.store(len_u64(&b), Ordering::Relaxed);
+            f.set_policy_bytes(&b);
             h.set_policy(b);
         });
         let f = Arc::clone(&figures);
@@ -213,7 +213,7 @@ fn run_server(
         if let Some(t) = &textfile {
             info!(
                 "writing the counters to {} every {every:?}",
-                t.file.path().display()
+                t.path().display()
             );
         }
     }
@@ -227,93 +227,6 @@ fn run_server(
     }
     info!("stopped: {counters}");
     Ok(())
-}
-
-/// What the `--stats-file` shows of the policy, kept up to date by the reloader.
-struct PolicyFigures {
-    bytes: AtomicU64,
-    reloads: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl PolicyFigures {
-    fn new(policy: &Policy) -> PolicyFigures {
-        PolicyFigures {
-            bytes: AtomicU64::new(len_u64(policy.bytes())),
-            reloads: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-        }
-    }
-}
-
-fn len_u64(bytes: &[u8]) -> u64 {
-    u64::try_from(bytes.len()).unwrap_or(u64::MAX)
-}
-
-/// `--stats-file`: where the counters go, and what else the file shows.
-struct Textfile {
-    file: StatsFile,
-    figures: Arc<PolicyFigures>,
-    start_time: u64,
-    /// The last write failed (warned once until a write succeeds again).
-    failing: Mutex<bool>,
-}
-
-impl Textfile {
-    /// Writes the file for the first time (every counter at 0), so that an unwritable
-    /// path stops the daemon at start rather than at the first interval.
-    fn create(path: &Path, figures: &Arc<PolicyFigures>) -> Result<Textfile> {
-        let start_time = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let t = Textfile {
-            file: StatsFile::new(path),
-            figures: Arc::clone(figures),
-            start_time,
-            failing: Mutex::new(false),
-        };
-        t.write(Snapshot::default())
-            .map_err(|source| Error::StatsFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(t)
-    }
-
-    fn write(&self, counters: Snapshot) -> std::io::Result<()> {
-        let f = &self.figures;
-        let text = metrics::render(&metrics::Sample {
-            counters,
-            policy_bytes: f.bytes.load(Ordering::Relaxed),
-            reloads: f.reloads.load(Ordering::Relaxed),
-            reload_failures: f.refused.load(Ordering::Relaxed),
-            start_time: self.start_time,
-            version: env!("CARGO_PKG_VERSION"),
-        });
-        self.file.write(&text)
-    }
-
-    /// Writes the file; a failure is a warning (once, until a write succeeds again):
-    /// the daemon goes on serving.
-    fn update(&self, counters: Snapshot) {
-        let result = self.write(counters);
-        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Err(e) if !*failing => {
-                warn!(
-                    "cannot write --stats-file {}: {}",
-                    self.file.path().display(),
-                    describe_io(&e)
-                );
-                *failing = true;
-            }
-            Ok(()) if *failing => {
-                info!("--stats-file {} written again", self.file.path().display());
-                *failing = false;
-            }
-            _ => {}
-        }
-    }
 }
 
 /// `--inetd`: serve the one connection on standard input, then return.

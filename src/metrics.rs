@@ -1,13 +1,19 @@
 //! `--stats-file`: the counters in the Prometheus text exposition format, for
 //! node_exporter's textfile collector. [`render`] is pure; [`StatsFile::write`] replaces
 //! the file atomically (a temporary file in the same directory, then a rename), so the
-//! collector never reads half a file.
+//! collector never reads half a file; [`Textfile`] puts the two together for the daemon.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
+use log::{info, warn};
+
+use crate::error::{describe_io, Error, Result};
 use crate::stats::{Ending, Snapshot};
 
 /// Everything the textfile shows at one moment.
@@ -158,6 +164,108 @@ impl StatsFile {
     }
 }
 
+/// What the textfile shows of the policy, kept up to date by the reloader thread.
+#[derive(Debug, Default)]
+pub struct PolicyFigures {
+    bytes: AtomicU64,
+    /// Changed policies loaded and served.
+    pub reloads: AtomicU64,
+    /// Changed policies refused (invalid, unreadable or vanished).
+    pub refused: AtomicU64,
+}
+
+impl PolicyFigures {
+    /// The figures at start: `policy` is served, nothing reloaded yet.
+    pub fn new(policy: &[u8]) -> PolicyFigures {
+        let f = PolicyFigures::default();
+        f.set_policy_bytes(policy);
+        f
+    }
+
+    /// Records the size of the policy served from now on.
+    pub fn set_policy_bytes(&self, policy: &[u8]) {
+        let len = u64::try_from(policy.len()).unwrap_or(u64::MAX);
+        self.bytes.store(len, Ordering::Relaxed);
+    }
+}
+
+/// The daemon's `--stats-file`: where it goes and what it shows besides the counters.
+#[derive(Debug)]
+pub struct Textfile {
+    file: StatsFile,
+    figures: Arc<PolicyFigures>,
+    start_time: u64,
+    /// The last write failed (warned once, until a write succeeds again).
+    failing: Mutex<bool>,
+}
+
+impl Textfile {
+    /// Writes the file for the first time (every counter at 0), so that an unwritable
+    /// path stops the daemon at start rather than at the first interval. The start
+    /// time shown is now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StatsFile`] naming the path when it cannot be written.
+    pub fn create(path: &Path, figures: &Arc<PolicyFigures>) -> Result<Textfile> {
+        let start_time = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let t = Textfile {
+            file: StatsFile::new(path),
+            figures: Arc::clone(figures),
+            start_time,
+            failing: Mutex::new(false),
+        };
+        t.write(Snapshot::default())
+            .map_err(|source| Error::StatsFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(t)
+    }
+
+    /// The path given to `--stats-file`.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn write(&self, counters: Snapshot) -> io::Result<()> {
+        let f = &self.figures;
+        let text = render(&Sample {
+            counters,
+            policy_bytes: f.bytes.load(Ordering::Relaxed),
+            reloads: f.reloads.load(Ordering::Relaxed),
+            reload_failures: f.refused.load(Ordering::Relaxed),
+            start_time: self.start_time,
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        self.file.write(&text)
+    }
+
+    /// Writes the file with `counters`; a failure is a warning (once, until a write
+    /// succeeds again): the daemon goes on serving.
+    pub fn update(&self, counters: Snapshot) {
+        let result = self.write(counters);
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Err(e) if !*failing => {
+                warn!(
+                    "cannot write --stats-file {}: {}",
+                    self.path().display(),
+                    describe_io(&e)
+                );
+                *failing = true;
+            }
+            Ok(()) if *failing => {
+                info!("--stats-file {} written again", self.path().display());
+                *failing = false;
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +408,42 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"{version="1.0 \"beta\"\\\n"}"#), "{text}");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_file_and_the_next_one_recovers() {
+        let dir = std::env::temp_dir().join(format!("flashpolicyd-metrics-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.prom");
+        let figures = Arc::new(PolicyFigures::new(b"<cross-domain-policy/>\0"));
+        let t = Textfile::create(&path, &figures).unwrap();
+        let first = fs::read_to_string(&path).unwrap();
+        assert_eq!(value(&first, "flashpolicyd_policy_bytes", &[]), 23.0);
+        // The temporary file's place taken by a directory: the write fails, the file
+        // keeps what it had.
+        fs::create_dir(&t.file.temp).unwrap();
+        let counters = Snapshot {
+            empty: 3,
+            ..Snapshot::default()
+        };
+        t.update(counters);
+        assert_eq!(fs::read_to_string(&path).unwrap(), first);
+        assert!(*t.failing.lock().unwrap());
+        fs::remove_dir(&t.file.temp).unwrap();
+        figures.reloads.fetch_add(1, Ordering::Relaxed);
+        t.update(counters);
+        let now = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            value(
+                &now,
+                "flashpolicyd_connections_total",
+                &[("outcome", "empty")]
+            ),
+            3.0
+        );
+        assert_eq!(value(&now, "flashpolicyd_policy_reloads_total", &[]), 1.0);
+        assert!(!*t.failing.lock().unwrap());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -37,8 +37,7 @@ const OUTCOMES: [&str; 6] = [
     "overflow",
 ];
 
-/// Far above the time any change takes to show (intervals of 0.2 s, deadlines of 0.5 s,
-/// and on Linux 1 s for a silent client in the kernel's queue).
+/// Far above the time any change takes to show (intervals of 0.2 s, deadlines of 1 s).
 const SHOW_UP: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------
@@ -127,7 +126,7 @@ fn one_of_each(addr: SocketAddr, n: u64) -> BTreeMap<&'static str, u64> {
 
 #[test]
 fn every_connection_lands_in_exactly_one_outcome() {
-    let mut d = Daemon::start_local(&["-t", "0.5", "-v"]);
+    let mut d = Daemon::start_local(&["-t", "1", "-v"]);
     let want = one_of_each(d.addr(), 2);
     let line = d.stop();
     let got = parse_counters(&line);
@@ -149,8 +148,10 @@ fn every_connection_lands_in_exactly_one_outcome() {
 #[test]
 fn under_overload_the_shed_connections_are_counted_once_too() {
     // One worker, one waiting slot: most of a burst is shed (overflow); whatever each
-    // connection became, the counters add up to the connections made.
-    let mut d = Daemon::start_local(&["-w", "1", "--max-pending", "1", "-t", "0.5"]);
+    // connection became, the counters add up to the connections made. (A long deadline:
+    // no client here stays silent, and a slow machine must not turn a request into a
+    // timeout.)
+    let mut d = Daemon::start_local(&["-w", "1", "--max-pending", "1", "-t", "3"]);
     let addr = d.addr();
     let kinds = [Client::Request, Client::Junk, Client::Close];
     let per_kind = 40;
@@ -274,7 +275,7 @@ fn the_stats_file_shows_every_outcome_and_the_final_counters() {
     let before = unix_now();
     let mut d = Daemon::start_local(&[
         "-t",
-        "0.5",
+        "1",
         "-f",
         &policy_file,
         "--reload-interval",

@@ -102,8 +102,16 @@ fn options() -> Options {
     o.optopt(
         "",
         "stats-interval",
-        "log the counters this often, decimals allowed (default 0 = only at stop)",
+        "log the counters (and write --stats-file) this often, decimals allowed (default 0 = \
+         only at stop; 15 with --stats-file)",
         "SECS",
+    );
+    o.optopt(
+        "",
+        "stats-file",
+        "write the counters to this file in the Prometheus text format (node_exporter's \
+         textfile collector), at start, every --stats-interval and at stop",
+        "PATH",
     );
     o.optflag(
         "",
@@ -240,6 +248,23 @@ fn config_from(m: &Matches) -> Result<Config> {
     }
     if let Some(v) = m.opt_str("reload-interval") {
         c.reload_interval = parse_interval("--reload-interval", &v)?;
+    }
+    c.stats_file = path_opt(m, "stats-file")?;
+    if let Some(path) = &c.stats_file {
+        if path.file_name().is_none() {
+            return Err(Error::Usage(format!(
+                "invalid --stats-file \"{}\": must name a file, not a directory",
+                path.display()
+            )));
+        }
+        if c.inetd {
+            return Err(Error::Usage(
+                "--inetd and --stats-file cannot be used together: under inetd every \
+                 connection is its own short-lived process"
+                    .into(),
+            ));
+        }
+        c.stats_interval = Some(config::DEFAULT_STATS_FILE_INTERVAL);
     }
     if let Some(v) = m.opt_str("stats-interval") {
         c.stats_interval = parse_interval("--stats-interval", &v)?;
@@ -657,6 +682,38 @@ mod tests {
     }
 
     #[test]
+    fn stats_file_defaults_the_interval_to_15_seconds() {
+        let c = run(&["--stats-file", "/var/lib/prom/flashpolicyd.prom"]).unwrap();
+        assert_eq!(
+            c.stats_file,
+            Some(PathBuf::from("/var/lib/prom/flashpolicyd.prom"))
+        );
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(15)));
+        // An explicit --stats-interval wins, in either order; 0 = only at start and stop.
+        for list in [
+            ["--stats-file", "x.prom", "--stats-interval", "2.5"],
+            ["--stats-interval", "2.5", "--stats-file", "x.prom"],
+        ] {
+            assert_eq!(
+                run(&list).unwrap().stats_interval,
+                Some(Duration::from_millis(2500))
+            );
+        }
+        let c = run(&["--stats-file", "x.prom", "--stats-interval", "0"]).unwrap();
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(run(&[]).unwrap().stats_file, None);
+    }
+
+    #[test]
+    fn stats_file_errors_name_the_flag() {
+        assert!(usage_err(&["--stats-file", ""]).starts_with("invalid --stats-file \"\""));
+        assert!(usage_err(&["--stats-file", "/"])
+            .starts_with("invalid --stats-file \"/\": must name a file"));
+        assert!(usage_err(&["--inetd", "--stats-file", "/tmp/x.prom"])
+            .contains("--inetd and --stats-file cannot be used together"));
+    }
+
+    #[test]
     fn seconds() {
         let max = Duration::from_secs(3600);
         assert_eq!(
@@ -704,6 +761,7 @@ mod tests {
                     "--inetd",
                     "--reload-interval",
                     "--stats-interval",
+                    "--stats-file",
                     "--verbose",
                     "--quiet",
                     "--help",

@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_PENDING: usize = 1024;
 pub const MAX_MAX_PENDING: usize = 1_000_000;
 /// How often the `--file` policy is checked for changes (`--reload-interval`).
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the `--stats-file` is written when `--stats-interval` is not given: as
+/// often as Prometheus scrapes by default.
+pub const DEFAULT_STATS_FILE_INTERVAL: Duration = Duration::from_secs(15);
 /// Longest `--reload-interval` and `--stats-interval` accepted: one day.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
@@ -82,8 +85,12 @@ pub struct Config {
     /// How often to check the `--file` policy for changes; `None` = never
     /// (`--reload-interval`, 0 = off).
     pub reload_interval: Option<Duration>,
-    /// How often to log the counters; `None` = only at stop (`--stats-interval`).
+    /// How often to log the counters and write the `stats_file`; `None` = only at stop
+    /// (`--stats-interval`; with `--stats-file` it defaults to
+    /// [`DEFAULT_STATS_FILE_INTERVAL`]).
     pub stats_interval: Option<Duration>,
+    /// Write the counters here in the Prometheus text format (`--stats-file`).
+    pub stats_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -104,6 +111,7 @@ impl Default for Config {
             inetd: false,
             reload_interval: Some(DEFAULT_RELOAD_INTERVAL),
             stats_interval: None,
+            stats_file: None,
         }
     }
 }

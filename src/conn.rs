@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::request::{self, time_left, Outcome, TimedRead, REQUEST_TEXT};
-use crate::stats::Stats;
+use crate::stats::{Ending, Stats};
 
 /// After the policy is sent, read and discard at most this much before closing...
 pub(crate) const LINGER_MAX_BYTES: usize = 16 * 1024;
@@ -53,15 +53,15 @@ pub(crate) fn serve(conn: Conn, policy: &[u8], stats: &Stats) {
     };
     if let Err(e) = send(&conn.stream, policy, conn.deadline) {
         if request::is_timeout(&e) {
-            Stats::bump(&stats.timed_out);
+            stats.count(Ending::TimedOut);
             debug!("{} timed out sending the policy", conn.peer);
         } else {
-            Stats::bump(&stats.io_errors);
+            stats.count(Ending::IoError);
             debug!("{} io error sending the policy: {e}", conn.peer);
         }
         return;
     }
-    Stats::bump(&stats.served);
+    stats.count(Ending::Served);
     debug!(
         "{} served {} bytes in {:?}",
         conn.peer,
@@ -123,28 +123,33 @@ fn linger(conn: &Conn) {
 
 /// Counts and logs a connection that ends without a policy.
 fn count(conn: &Conn, outcome: Outcome, stats: &Stats) {
+    let Some(ending) = Ending::of(&outcome) else {
+        return; // a request: answered and counted by the caller
+    };
+    stats.count(ending);
     let peer = conn.peer;
     let elapsed = conn.accepted.elapsed();
     let want = REQUEST_TEXT.len();
     match outcome {
-        Outcome::Request { .. } => {} // answered by the caller
-        Outcome::Junk { at, byte } => {
-            Stats::bump(&stats.rejected);
-            debug!(
-                "{peer} rejected: byte 0x{byte:02x} at offset {at} is not <policy-file-request/>"
-            );
-        }
+        Outcome::Request { .. } => {}
+        Outcome::Junk { at, byte } => debug!(
+            "{peer} rejected: byte 0x{byte:02x} at offset {at} is not <policy-file-request/>"
+        ),
+        Outcome::Closed { received: 0 } => debug!("{peer} empty: closed without sending a byte"),
         Outcome::Closed { received } => {
-            Stats::bump(&stats.rejected);
             debug!("{peer} rejected: closed after {received} of {want} request bytes");
         }
+        Outcome::TimedOut { received: 0 } => {
+            debug!("{peer} empty: sent nothing in {elapsed:?}");
+        }
         Outcome::TimedOut { received } => {
-            Stats::bump(&stats.timed_out);
             debug!("{peer} timed out after {elapsed:?} with {received} of {want} request bytes");
         }
-        Outcome::Failed(e) => {
-            Stats::bump(&stats.io_errors);
-            debug!("{peer} io error reading the request: {e}");
+        Outcome::Failed { error, received } => {
+            debug!(
+                "{peer} {}: io error after {received} request bytes: {error}",
+                ending.name()
+            );
         }
     }
 }
@@ -155,9 +160,9 @@ fn count(conn: &Conn, outcome: Outcome, stats: &Stats) {
 #[cfg(target_os = "linux")]
 pub(crate) fn expire(conn: Conn, received: usize, evicted: bool, stats: &Stats) {
     if evicted {
-        Stats::bump(&stats.timed_out);
+        stats.count(Ending::timed_out(received));
         debug!(
-            "{} timed out early (evicted to make room) with {received} request bytes",
+            "{} closed early (evicted to make room) with {received} request bytes",
             conn.peer
         );
     } else {

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -16,10 +17,11 @@ use crate::config::{self, Config, PolicySource};
 use crate::error::{describe_io, Error, Result};
 use crate::inherit::{self, Activation};
 use crate::logging::{self, LogFile};
+use crate::metrics::{PolicyFigures, Textfile};
 use crate::pidfile::PidFile;
 use crate::policy::{Policy, Source};
 use crate::privilege::{self, Target};
-use crate::reload::{Reloader, Stamp};
+use crate::reload::{Check, Reloader, Stamp};
 use crate::server::{self, Server};
 use crate::stats::Stats;
 use crate::sys;
@@ -164,8 +166,14 @@ fn run_server(
         sys::ignore_sighup().map_err(|e| Error::io("cannot keep SIGHUP ignored", e))?;
         info!("SIGHUP was ignored at start (nohup): a hangup will not stop the daemon");
     }
+    let figures = Arc::new(PolicyFigures::new(policy.bytes()));
+    let textfile = match &config.stats_file {
+        Some(path) => Some(Arc::new(Textfile::create(path, &figures)?)),
+        None => None,
+    };
     // The readiness lines come last: once a script sees them, the daemon is bound, has
-    // written its pid file, dropped its privileges and handles stop signals.
+    // written its pid file (and its stats file), dropped its privileges and handles
+    // stop signals.
     let queue = sys::listen_queue_limit();
     for (addr, fd) in server.local_addrs().iter().zip(inherit::LISTEN_FDS_START..) {
         match queue {
@@ -177,23 +185,47 @@ fn run_server(
     let mut periodic = Vec::new();
     if let (PolicySource::File(path), Some(every)) = (&config.policy, config.reload_interval) {
         let h = handle.clone();
-        let mut reloader = Reloader::new(path, stamp, policy, move |b| h.set_policy(b));
+        let f = Arc::clone(&figures);
+        let mut reloader = Reloader::new(path, stamp, policy, move |b| {
+            f.set_policy_bytes(&b);
+            h.set_policy(b);
+        });
+        let f = Arc::clone(&figures);
         periodic.push(Periodic::start("policy-reload", every, move || {
-            reloader.check();
+            match reloader.check() {
+                Check::Reloaded => f.reloads.fetch_add(1, Ordering::Relaxed),
+                Check::Refused | Check::Vanished => f.refused.fetch_add(1, Ordering::Relaxed),
+                Check::Unchanged | Check::SameBytes => 0,
+            };
         })?);
         info!("checking {} for changes every {every:?}", path.display());
     }
     if let Some(every) = config.stats_interval {
         let h = handle.clone();
+        let t = textfile.clone();
         periodic.push(Periodic::start("stats", every, move || {
-            info!("stats: {}", h.stats());
+            let now = h.stats();
+            info!("stats: {now}");
+            if let Some(t) = &t {
+                t.update(now);
+            }
         })?);
+        if let Some(t) = &textfile {
+            info!(
+                "writing the counters to {} every {every:?}",
+                t.path().display()
+            );
+        }
     }
     let result = server.run();
     for p in periodic {
         p.stop();
     }
-    info!("stopped: {}", result?);
+    let counters = result?;
+    if let Some(t) = &textfile {
+        t.update(counters);
+    }
+    info!("stopped: {counters}");
     Ok(())
 }
 

@@ -49,6 +49,13 @@ pub enum Error {
         /// What the OS said.
         source: io::Error,
     },
+    /// The `--stats-file` cannot be written (checked at start by writing it).
+    StatsFile {
+        /// The path given to `--stats-file`.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// A failure to set up the process (signal handler, logger, privileges...).
     Setup(String),
 }
@@ -58,7 +65,10 @@ impl Error {
     /// run-time failures.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::PolicyRead { .. } | Error::Policy { .. } => 2,
+            Error::Usage(_)
+            | Error::PolicyRead { .. }
+            | Error::Policy { .. }
+            | Error::StatsFile { .. } => 2,
             Error::Bind { .. } | Error::Io { .. } | Error::Setup(_) => 1,
         }
     }
@@ -133,6 +143,12 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Io { context, source } => write!(f, "{context}: {}", describe_io(source)),
+            Error::StatsFile { path, source } => write!(
+                f,
+                "cannot write --stats-file {}: {}",
+                path.display(),
+                describe_io(source)
+            ),
             Error::Setup(msg) => f.write_str(msg),
         }
     }
@@ -143,7 +159,8 @@ impl std::error::Error for Error {
         match self {
             Error::PolicyRead { source, .. }
             | Error::Bind { source, .. }
-            | Error::Io { source, .. } => Some(source),
+            | Error::Io { source, .. }
+            | Error::StatsFile { source, .. } => Some(source),
             _ => None,
         }
     }

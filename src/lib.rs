@@ -28,6 +28,7 @@ pub mod evaluate;
 mod gate;
 pub mod inherit;
 pub mod logging;
+pub mod metrics;
 pub mod pidfile;
 pub mod policy;
 pub mod privilege;

@@ -104,7 +104,12 @@ pub enum Outcome {
         received: usize,
     },
     /// The connection failed (reset, ...).
-    Failed(io::Error),
+    Failed {
+        /// What the OS said.
+        error: io::Error,
+        /// Request bytes received before it failed.
+        received: usize,
+    },
 }
 
 /// A byte stream whose reads can be bounded in time: a socket, or a test double.
@@ -145,7 +150,10 @@ pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome 
             };
         };
         if let Err(e) = stream.set_read_limit(left) {
-            return Outcome::Failed(e);
+            return Outcome::Failed {
+                error: e,
+                received: matcher.matched(),
+            };
         }
         let n = match stream.read(&mut buf) {
             Ok(0) => {
@@ -156,7 +164,12 @@ pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome 
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if is_timeout(&e) => continue, // the loop head decides
-            Err(e) => return Outcome::Failed(e),
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e,
+                    received: matcher.matched(),
+                }
+            }
         };
         log::trace!("read {:?}", String::from_utf8_lossy(&buf[..n]));
         if let Some(outcome) = step(matcher, &buf[..n]) {
@@ -376,7 +389,7 @@ mod tests {
 
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         let mut s = script(vec![Ok(b"<".to_vec()), Err(reset)]);
-        assert!(matches!(read_request(&mut s, far), Outcome::Failed(_)));
+        assert!(matches!(read_request(&mut s, far), Outcome::Failed { .. }));
 
         let mut s = script(vec![Ok(b"<policy-file-request/>".to_vec())]);
         assert!(matches!(

@@ -19,7 +19,7 @@ use crate::conn::{self, Conn};
 use crate::error::{Error, Result};
 #[cfg(target_os = "linux")]
 use crate::gate::Gate;
-use crate::stats::{Snapshot, Stats};
+use crate::stats::{Ending, Snapshot, Stats};
 use crate::sys;
 
 /// Stack size of each worker: a worker needs a few kilobytes; small stacks keep the
@@ -388,7 +388,7 @@ fn admit(
 ) {
     let shared = &accept.shared;
     if accept.pool.queued_count() >= shared.max_pending {
-        Stats::bump(&shared.stats.overflow);
+        shared.stats.count(Ending::Overflow);
         if may_warn() {
             warn!(
                 "{} connections already wait for a worker (--max-pending): closing new ones",

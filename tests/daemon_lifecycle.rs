@@ -420,7 +420,17 @@ fn counters_and_per_connection_debug_lines() {
         "{r:?}"
     );
 
-    // Timed out.
+    // Timed out: part of the request, then silence.
+    let mut s = connect(addr);
+    let stalled_peer = s.local_addr().unwrap().to_string();
+    s.write_all(b"<policy").unwrap();
+    let r = read_to_end(&mut s);
+    assert!(
+        r.bytes.is_empty() && matches!(r.end, End::Eof | End::Reset),
+        "{r:?}"
+    );
+
+    // Empty: silent until the deadline (a TCP health check).
     let mut s = connect(addr);
     let idle_peer = s.local_addr().unwrap().to_string();
     let r = read_to_end(&mut s);
@@ -432,7 +442,8 @@ fn counters_and_per_connection_debug_lines() {
     for (peer, word) in [
         (&served_peer, "served"),
         (&rejected_peer, "rejected"),
-        (&idle_peer, "timed out"),
+        (&stalled_peer, "timed out"),
+        (&idle_peer, "empty"),
     ] {
         let found = poll(Duration::from_secs(3), || {
             d.lines()
@@ -457,6 +468,7 @@ fn counters_and_per_connection_debug_lines() {
         &[
             ("served", 1),
             ("rejected", 1),
+            ("empty", 1),
             ("timed_out", 1),
             ("io_errors", 0),
             ("overflow", 0),

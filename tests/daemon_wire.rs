@@ -346,7 +346,7 @@ fn a_silent_client_is_closed_after_its_time_in_the_kernel_and_the_timeout() {
         "silent client closed after {t:?}, expected 4 s plus at most 3 s in the kernel"
     );
     let line = d.stop();
-    assert!(line.contains(" timed_out=1 "), "{line}");
+    assert!(line.contains(" empty=1 timed_out=0 "), "{line}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `--user` and `--group`, black-box: a daemon started as root drops to nobody's uid,
 //! gid and groups (read back from /proc) and still serves; unknown names exit 2; a
 //! non-root daemon cannot switch (exit 1) unless it already is that user; the pid
-//! file written as root stays (with a warning) when the dropped daemon cannot remove it.
+//! file written as root stays (with a warning) when the dropped daemon cannot remove it;
+//! the `--stats-file` is written as the user dropped to.
 
 #![cfg(unix)]
 
@@ -196,4 +197,52 @@ fn pid_file_written_before_the_drop_stays_with_a_warning() {
     assert_eq!(fetch_policy(again.addr()).last(), Some(&0));
     again.stop();
     assert!(!pid_file.exists());
+}
+
+#[test]
+fn the_stats_file_is_written_as_the_user_dropped_to() {
+    let Some((uid, gid)) = nobody_as_root("stats_file_as_nobody") else {
+        return;
+    };
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("stats-nobody");
+    let prom = dir.join("flashpolicyd.prom");
+    // A directory only root may write in: root could, nobody cannot.
+    let out = run(
+        &[
+            "-p",
+            "0",
+            "-b",
+            "127.0.0.1",
+            "--user",
+            "nobody",
+            "--stats-file",
+            &prom,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot write --stats-file {prom}: permission denied"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
+
+    std::os::unix::fs::chown(&dir.0, Some(uid), Some(gid)).expect("chown the directory");
+    let mut d = Daemon::start_local(&["--user", "nobody", "--stats-file", &prom]);
+    let meta = std::fs::metadata(&prom).expect("the stats file exists once listening");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+        "written after the drop"
+    );
+    d.stop();
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("flashpolicyd_connections_total{outcome=\"served\"} 0\n"),
+        "{text}"
+    );
 }

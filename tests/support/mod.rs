@@ -712,6 +712,43 @@ impl Drop for TempPath {
     }
 }
 
+/// A fresh directory, removed with its contents on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh empty directory whose name ends with `name`.
+    pub fn new(name: &str) -> TempDir {
+        let t = TempPath::new(name);
+        fs::create_dir(t.path()).expect("create temp dir");
+        TempDir(t.path().to_path_buf())
+    }
+
+    /// The path of `name` inside it, as a string.
+    pub fn join(&self, name: &str) -> String {
+        self.0
+            .join(name)
+            .to_str()
+            .expect("UTF-8 temp path")
+            .to_string()
+    }
+
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .expect("read temp dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Absolute path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -731,12 +768,13 @@ pub fn parse_counters(line: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Asserts the counters of a `stopped:` line, each of the six named in the contract.
+/// Asserts the counters of a `stopped:` line, each of the seven named in the contract.
 pub fn assert_counters(line: &str, expected: &[(&str, u64)]) {
     let got = parse_counters(line);
     for name in [
         "served",
         "rejected",
+        "empty",
         "timed_out",
         "io_errors",
         "overflow",

@@ -9,7 +9,7 @@
 //! and the oldest when it is full or the process is out of descriptors.
 //! Without it (other systems, no epoll) the daemon is the same, only not flood-proof.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,10 +84,9 @@ impl Gate {
             rx,
             epoll,
             capacity: capacity.max(1),
-            slots: Vec::new(),
-            free: Vec::new(),
+            conns: HashMap::new(),
             order: VecDeque::new(),
-            live: 0,
+            next: 0,
         };
         let thread = thread::Builder::new()
             .name("readiness-gate".into())
@@ -122,59 +121,54 @@ impl Gate {
     }
 }
 
-/// The gate thread's state: held connections in a slab (index = epoll token) with the
-/// request bytes seen, and their indices in arrival order, which is deadline order
-/// (every deadline is accept time + `--timeout`). A connection that leaves early
-/// leaves a stale index behind, skipped when it reaches the front.
+/// The gate thread's state: held connections (with the request bytes seen) by epoll
+/// token, and their tokens in arrival order, which is deadline order (every deadline
+/// is accept time + `--timeout`). A connection that leaves early leaves its token
+/// behind, skipped when it reaches the front and dropped in bulk once stale tokens
+/// outnumber live ones (so the queue stays O(live)).
 struct Held {
     gate: Arc<Gate>,
     rx: Receiver<(Conn, usize)>,
     epoll: Epoll,
     capacity: usize,
-    slots: Vec<Option<(Conn, usize)>>,
-    free: Vec<usize>,
-    order: VecDeque<(usize, Instant)>,
-    live: usize,
+    conns: HashMap<u64, (Conn, usize)>,
+    order: VecDeque<u64>,
+    next: u64,
 }
 
 impl Held {
     fn run(mut self, stats: &Stats, dispatch: impl Fn(Conn)) {
         let mut events = vec![EpollEvent::empty(); 256];
         let mut warned: Option<Instant> = None;
+        let hung_up = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         loop {
-            let ms = self.oldest().map_or(MAX_SLEEP_MS, |(_, when)| {
-                let left = when.saturating_duration_since(Instant::now());
+            let ms = self.oldest().map_or(MAX_SLEEP_MS, |(_, deadline)| {
+                let left = deadline.saturating_duration_since(Instant::now());
                 // Rounded up, so it never wakes just before a deadline and spins.
-                left.as_micros()
-                    .div_ceil(1000)
-                    .min(u128::from(MAX_SLEEP_MS)) as u16
+                left.as_micros().div_ceil(1000).min(MAX_SLEEP_MS.into()) as u16
             });
             let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
-                    log::error!(
-                        "readiness gate: epoll_wait failed: {e}; handing over what it holds"
-                    );
+                    log::error!("readiness gate: epoll_wait failed: {e}; handing on all");
                     break;
                 }
             };
             for ev in &events[..n] {
-                let index = ev.data() as usize;
-                if ev.data() == WAKE {
+                let token = ev.data();
+                if token == WAKE {
                     let _ = self.gate.wake.read();
-                } else if let Some(Some((conn, received))) = self.slots.get_mut(index) {
-                    // A hang-up after a partial request: the worker reads both at once.
-                    let hung_up =
-                        EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+                } else if let Some((conn, received)) = self.conns.get_mut(&token) {
+                    // After a hang-up the worker reads the partial request and the end.
                     match not_ready(conn) {
                         Some(now) if !ev.events().intersects(hung_up) => *received = now,
-                        _ => self.remove(index).map_or((), |(c, _)| dispatch(c)),
+                        _ => self.remove(token).map_or((), |(c, _)| dispatch(c)),
                     }
                 }
             }
             while let Ok((conn, received)) = self.rx.try_recv() {
-                if self.live >= self.capacity {
+                if self.conns.len() >= self.capacity {
                     self.close_oldest(true, stats);
                     if warned.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
                         warned = Some(Instant::now());
@@ -188,61 +182,48 @@ impl Held {
             }
             while self
                 .oldest()
-                .is_some_and(|(_, when)| when <= Instant::now())
+                .is_some_and(|(_, deadline)| deadline <= Instant::now())
             {
                 self.close_oldest(false, stats);
             }
-            if self.gate.stop.load(Ordering::SeqCst) && self.live == 0 {
+            if self.gate.stop.load(Ordering::SeqCst) && self.conns.is_empty() {
                 return;
             }
         }
-        for index in 0..self.slots.len() {
-            if let Some((conn, _)) = self.remove(index) {
-                dispatch(conn);
-            }
+        for (_, (conn, _)) in self.conns.drain() {
+            dispatch(conn);
         }
     }
 
     fn insert(&mut self, conn: Conn, received: usize) {
-        let index = self.free.pop().unwrap_or(self.slots.len());
+        let token = self.next;
+        self.next += 1;
         let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
-        if let Err(e) = self
-            .epoll
-            .add(&conn.stream, EpollEvent::new(flags, index as u64))
-        {
+        if let Err(e) = self.epoll.add(&conn.stream, EpollEvent::new(flags, token)) {
             log::debug!("{} cannot wait for its request: {e}", conn.peer);
-            self.free.push(index);
             return;
         }
-        self.order.push_back((index, conn.deadline));
-        if index == self.slots.len() {
-            self.slots.push(None);
-        }
-        self.slots[index] = Some((conn, received));
-        self.live += 1;
-        // Stale entries are dropped once they outnumber the live ones (amortised O(1)).
-        if self.order.len() > 2 * self.live + 1024 {
-            let slots = &self.slots;
-            self.order
-                .retain(|(i, when)| matches!(&slots[*i], Some((c, _)) if c.deadline == *when));
+        self.conns.insert(token, (conn, received));
+        self.order.push_back(token);
+        if self.order.len() > 2 * self.conns.len() + 1024 {
+            let conns = &self.conns;
+            self.order.retain(|t| conns.contains_key(t));
             self.order.shrink_to(2 * self.order.len() + 1024);
         }
     }
 
-    fn remove(&mut self, index: usize) -> Option<(Conn, usize)> {
-        let (conn, received) = self.slots.get_mut(index)?.take()?;
-        let _ = self.epoll.delete(&conn.stream);
-        self.free.push(index);
-        self.live -= 1;
-        Some((conn, received))
+    fn remove(&mut self, token: u64) -> Option<(Conn, usize)> {
+        let held = self.conns.remove(&token)?;
+        let _ = self.epoll.delete(&held.0.stream);
+        Some(held)
     }
 
-    /// The longest-held connection and its deadline, dropping stale entries.
-    fn oldest(&mut self) -> Option<(usize, Instant)> {
-        while let Some(&(index, when)) = self.order.front() {
-            match &self.slots[index] {
-                Some((conn, _)) if conn.deadline == when => return Some((index, when)),
-                _ => {
+    /// The longest-held connection's token and deadline, dropping stale tokens.
+    fn oldest(&mut self) -> Option<(u64, Instant)> {
+        while let Some(&token) = self.order.front() {
+            match self.conns.get(&token) {
+                Some((conn, _)) => return Some((token, conn.deadline)),
+                None => {
                     self.order.pop_front();
                 }
             }
@@ -251,7 +232,7 @@ impl Held {
     }
 
     fn close_oldest(&mut self, evicted: bool, stats: &Stats) {
-        if let Some((conn, received)) = self.oldest().and_then(|(i, _)| self.remove(i)) {
+        if let Some((conn, received)) = self.oldest().and_then(|(t, _)| self.remove(t)) {
             conn::expire(conn, received, evicted, stats);
         }
     }

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 mod allow;
 mod encoding;
 mod lexical;
+pub mod lightspark;
 mod ports;
 mod reader;
 mod sha256;

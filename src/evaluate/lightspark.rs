@@ -8,7 +8,7 @@
 
 use super::{Question, LOW_PORT_LIMIT};
 use crate::policy::lightspark::{self as ls, LsDocument, LsGrant, LsMeta, Rule};
-use crate::policy::ToPorts;
+use crate::policy::{Diagnostic, Policy, Severity, ToPorts};
 
 /// Port Lightspark fetches the master policy from; only a policy from there may hold
 /// `site-control`.
@@ -101,6 +101,18 @@ pub enum LsGrantVerdict {
     NeedsSecure,
     /// The port is not among those Lightspark reads in `to-ports`.
     OtherPort,
+}
+
+impl LsGrantVerdict {
+    /// A few words for `-v`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LsGrantVerdict::Grants => "grants access",
+            LsGrantVerdict::OtherDomain => "domain does not match",
+            LsGrantVerdict::NeedsSecure => "requires secure (HTTPS) SWFs",
+            LsGrantVerdict::OtherPort => "domain matches, port not read in to-ports",
+        }
+    }
 }
 
 /// Judges one grant.
@@ -419,12 +431,12 @@ pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Ve
         ));
     }
     let doc = ls::read(document, master);
-    if let Some(v) = &doc.void {
+    for v in &doc.invalid {
         let fix = match v.rule {
             Rule::SiteControlNotMaster => format!(
-                "served on port {port}, not 843: Lightspark voids the whole policy; remove \
-                 site-control from the policy served here, or serve it on port 843 (a redirect \
-                 from 843 keeps it the master)"
+                "Lightspark voids the whole policy; remove site-control from the policy served \
+                 on port {port}, or serve it on port 843 (a redirect from 843 keeps it the \
+                 master)"
             ),
             Rule::HttpHeadersElement => "Flash Player ignores it in a socket policy but \
                  Lightspark voids the whole policy; remove it (a crossdomain.xml is not a socket \
@@ -436,7 +448,6 @@ pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Ve
             _ => "Lightspark voids the whole policy; remove or correct the element".to_string(),
         };
         out.push(Hazard::new(v.rule, v.line, format!("{}: {fix}", v.message)));
-        return out;
     }
     if let Some(sc) = &doc.site_control {
         if let LsMeta::Unknown(value) = &sc.meta {
@@ -508,6 +519,29 @@ pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Ve
                     ),
                 ));
             }
+        }
+    }
+    out
+}
+
+/// The hazards of `policy` on each of `ports` (each port once, in order), one line
+/// each: `port 8843: PATH:LINE: message`. What the daemon logs at start and
+/// `--check-config` prints.
+pub fn served_hazards(policy: &Policy, ports: &[u16]) -> Vec<String> {
+    let mut ports = ports.to_vec();
+    ports.sort_unstable();
+    ports.dedup();
+    let bytes = policy.bytes();
+    let document = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    let mut out = Vec::new();
+    for port in ports {
+        for h in hazards(document, bytes.len(), port, port == MASTER_PORT) {
+            let at = Diagnostic {
+                severity: Severity::Warning,
+                line: h.line,
+                message: h.message,
+            };
+            out.push(format!("port {port}: {}", policy.locate(&at)));
         }
     }
     out
@@ -777,6 +811,15 @@ mod tests {
         assert_eq!(hazard_rules(unknown, 100, 843), vec![Rule::MetaUnknown]);
         let nested = "<custom><x/></custom>";
         assert_eq!(hazard_rules(nested, 100, 843), vec![Rule::NestedElement]);
+        // Every invalid element is listed, not only the one that voids the file.
+        assert_eq!(
+            hazard_rules(&format!("{sc}\n{headers}\n{range}"), 100, 8843),
+            vec![
+                Rule::SiteControlNotMaster,
+                Rule::HttpHeadersElement,
+                Rule::RangeFirstPort,
+            ]
+        );
     }
 
     #[test]

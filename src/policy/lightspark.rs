@@ -252,17 +252,27 @@ pub struct LsDocument {
     pub site_control: Option<LsSiteControl>,
     /// The grants read, in order (meaningless when `void`).
     pub grants: Vec<LsGrant>,
-    /// `Some` when an invalid element voids the whole file.
+    /// `Some` when an invalid element voids the whole file: the first one.
     pub void: Option<Void>,
+    /// Every invalid element, in order (Lightspark stops at the first; this goes on,
+    /// so that an operator hears of all of them at once).
+    pub invalid: Vec<Void>,
 }
 
 /// Reads a policy document (after the reply's last byte was dropped) as Lightspark
 /// does; `master` is true for the policy it fetched from port 843.
 ///
-/// Reading stops at the first invalid element (the file is then void) and, in a
-/// master, right after a `site-control` that honours nothing (`none` or an unknown
-/// value), as Lightspark's loop does.
+/// The first invalid element voids the file; reading goes on past it only to list
+/// the others in [`LsDocument::invalid`] (a grant read after it counts for nothing).
+/// In a master, reading stops right after a `site-control` that honours nothing
+/// (`none` or an unknown value), as Lightspark's loop does.
 pub fn read(bytes: &[u8], master: bool) -> LsDocument {
+    let mut doc = read_all(bytes, master);
+    doc.void = doc.invalid.first().cloned();
+    doc
+}
+
+fn read_all(bytes: &[u8], master: bool) -> LsDocument {
     let mut doc = LsDocument::default();
     let void = |rule, line, message: String| Void {
         rule,
@@ -278,7 +288,7 @@ pub fn read(bytes: &[u8], master: bool) -> LsDocument {
                 .find(|d| d.severity == super::Severity::Error);
             let (line, message) =
                 d.map_or((0, "not a policy".to_string()), |d| (d.line, d.message));
-            doc.void = Some(void(Rule::NotXml, line, message));
+            doc.invalid.push(void(Rule::NotXml, line, message));
             return doc;
         }
     };
@@ -291,7 +301,7 @@ pub fn read(bytes: &[u8], master: bool) -> LsDocument {
             Ok(None) => break,
             Err(e) => {
                 let msg = format!("not well-formed: {}", e.message);
-                doc.void = Some(void(Rule::NotXml, e.line, msg));
+                doc.invalid.push(void(Rule::NotXml, e.line, msg));
                 break;
             }
         };
@@ -310,7 +320,7 @@ pub fn read(bytes: &[u8], master: bool) -> LsDocument {
         if at == 0 {
             if name != "cross-domain-policy" {
                 let msg = format!("root element is <{name}>, not <cross-domain-policy>");
-                doc.void = Some(void(Rule::RootName, line, msg));
+                doc.invalid.push(void(Rule::RootName, line, msg));
                 break;
             }
             continue;
@@ -319,8 +329,8 @@ pub fn read(bytes: &[u8], master: bool) -> LsDocument {
             let parent = parents.get(at - 1).cloned().unwrap_or_default();
             let msg =
                 format!("<{name}> inside <{parent}>: only the root's children may be elements");
-            doc.void = Some(void(Rule::NestedElement, line, msg));
-            break;
+            doc.invalid.push(void(Rule::NestedElement, line, msg));
+            continue;
         }
         let result = match name {
             "site-control" => site_control(&mut doc, &attrs, line, master),
@@ -333,8 +343,7 @@ pub fn read(bytes: &[u8], master: bool) -> LsDocument {
             _ => Ok(()),
         };
         if let Err(v) = result {
-            doc.void = Some(v);
-            break;
+            doc.invalid.push(v);
         }
         if master
             && doc

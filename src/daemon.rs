@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
-use crate::config::{self, Config, PolicySource};
+use crate::config::{self, Config, PolicySource, Verbosity};
 use crate::error::{describe_io, Error, Result};
+use crate::evaluate::lightspark::served_hazards;
 use crate::inherit::{self, Activation};
 use crate::logging::{self, LogFile};
 use crate::metrics::{PolicyFigures, Textfile};
@@ -97,6 +98,10 @@ fn serve(
     crate::server::raise_open_files_limit();
     let activated = matches!(activation, Activation::Sockets { .. });
     let server = listen(config, policy, activation)?;
+    let ports: Vec<u16> = server.local_addrs().iter().map(|a| a.port()).collect();
+    for line in served_hazards(policy, &ports) {
+        warn!("policy: {line}");
+    }
     info!(
         "{} workers, {:?} per connection, at most {} waiting",
         config.workers, config.timeout, config.max_pending
@@ -262,6 +267,9 @@ fn log_policy_warnings(policy: &Policy, quietly: bool) {
     for w in policy.warnings() {
         log(format!("policy: {}", policy.locate(w)));
     }
+    for n in policy.notes() {
+        debug!("policy: note: {}", policy.locate(n));
+    }
     if *policy.source() == Source::Default {
         log(PERMISSIVE.to_string());
     }
@@ -276,10 +284,17 @@ fn check_config(config: &Config, policy: &Policy, target: Option<&Target>) -> Re
     if *policy.source() == Source::Default {
         summary += &format!("flashpolicyd: warning: {PERMISSIVE}\n");
     }
-    let addrs: Vec<String> = server::bind_addresses(config)
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let bind = server::bind_addresses(config);
+    let ports: Vec<u16> = bind.iter().map(|a| a.port()).collect();
+    for line in served_hazards(policy, &ports) {
+        summary += &format!("flashpolicyd: warning: {line}\n");
+    }
+    if matches!(config.verbosity, Verbosity::Debug | Verbosity::Trace) {
+        for n in policy.notes() {
+            summary += &format!("flashpolicyd: note: {}\n", policy.locate(n));
+        }
+    }
+    let addrs: Vec<String> = bind.iter().map(|a| a.to_string()).collect();
     summary += &format!(
         "flashpolicyd: would listen on {} with {} workers, {:?} per connection\n",
         addrs.join(", "),

@@ -7,6 +7,7 @@
 //! one grant live in `evaluate/matching.rs`; this file combines them over the master and the
 //! destination policy.
 
+pub mod lightspark;
 mod matching;
 
 pub use matching::{

@@ -19,6 +19,10 @@ pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// spent on servers that keep the connection open.
 pub const TRAILING_GRACE: Duration = Duration::from_millis(200);
 
+/// Bytes asked of each read: Lightspark's receive buffer, so that [`Probe::reads`]
+/// splits a reply where Lightspark would.
+pub const READ_CHUNK: usize = 4096;
+
 /// How a probe ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
@@ -58,6 +62,9 @@ pub struct Probe {
     pub elapsed: Duration,
     /// The bytes received (at most [`MAX_REPLY_BYTES`] + 1).
     pub received: Vec<u8>,
+    /// The size of each read that filled `received`, in order: reads of at most
+    /// [`READ_CHUNK`] bytes, as Lightspark makes them (it keeps only the first short one).
+    pub reads: Vec<usize>,
     /// How it ended.
     pub end: End,
     /// The timeout the probe ran under.
@@ -189,6 +196,7 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Probe {
         peer: None,
         elapsed: Duration::ZERO,
         received: Vec::new(),
+        reads: Vec::new(),
         end: End::Timeout,
         timeout,
     };
@@ -221,7 +229,7 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Probe {
         }
     }
     let (end, nul_at) = match stream {
-        Some(mut s) => exchange(&mut s, deadline, &mut probe.received),
+        Some(mut s) => exchange(&mut s, deadline, &mut probe.received, &mut probe.reads),
         None => (end, None),
     };
     probe.end = end;
@@ -231,18 +239,28 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Probe {
 }
 
 /// Reads on `stream` until `deadline`, appending at most [`MAX_REPLY_BYTES`] + 1 bytes.
-fn read_some(stream: &mut TcpStream, deadline: Instant, buf: &mut Vec<u8>) -> io::Result<usize> {
+fn read_some(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    buf: &mut Vec<u8>,
+    reads: &mut Vec<usize>,
+) -> io::Result<usize> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(io::ErrorKind::TimedOut.into());
     }
     stream.set_read_timeout(Some(left))?;
-    let room = (MAX_REPLY_BYTES + 1).saturating_sub(buf.len()).min(8192);
-    let mut chunk = [0u8; 8192];
+    let room = (MAX_REPLY_BYTES + 1)
+        .saturating_sub(buf.len())
+        .min(READ_CHUNK);
+    let mut chunk = [0u8; READ_CHUNK];
     loop {
         match stream.read(&mut chunk[..room]) {
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
+                if n > 0 {
+                    reads.push(n);
+                }
                 return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -256,6 +274,7 @@ fn exchange(
     stream: &mut TcpStream,
     deadline: Instant,
     buf: &mut Vec<u8>,
+    reads: &mut Vec<usize>,
 ) -> (End, Option<Instant>) {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
@@ -278,12 +297,12 @@ fn exchange(
     loop {
         if buf.contains(&0) {
             let nul_at = Instant::now();
-            return (trailing(stream, deadline, buf), Some(nul_at));
+            return (trailing(stream, deadline, buf, reads), Some(nul_at));
         }
         if buf.len() > MAX_REPLY_BYTES {
             return (End::Oversize, None);
         }
-        match read_some(stream, deadline, buf) {
+        match read_some(stream, deadline, buf, reads) {
             Ok(0) => return (End::Eof, None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => return (End::Timeout, None),
@@ -294,10 +313,15 @@ fn exchange(
 }
 
 /// After the NUL: reads briefly to count any bytes that follow it.
-fn trailing(stream: &mut TcpStream, deadline: Instant, buf: &mut Vec<u8>) -> End {
+fn trailing(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    buf: &mut Vec<u8>,
+    reads: &mut Vec<usize>,
+) -> End {
     let grace = deadline.min(Instant::now() + TRAILING_GRACE);
     while buf.len() <= MAX_REPLY_BYTES {
-        match read_some(stream, grace, buf) {
+        match read_some(stream, grace, buf, reads) {
             Ok(n) if n > 0 => continue,
             // End of stream, silence, or a reset once the policy is in: all the same here.
             _ => break,

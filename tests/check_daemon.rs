@@ -15,6 +15,8 @@ use check_support::*;
 struct Daemon {
     child: Child,
     port: u16,
+    /// Its log up to and including the `listening on` line.
+    log: Vec<String>,
 }
 
 impl Drop for Daemon {
@@ -42,7 +44,11 @@ fn daemon(args: &[&str]) -> Daemon {
             let _ = tx.send(line);
         }
     });
-    let mut daemon = Daemon { child, port: 0 };
+    let mut daemon = Daemon {
+        child,
+        port: 0,
+        log: Vec::new(),
+    };
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();
     while daemon.port == 0 {
@@ -60,6 +66,7 @@ fn daemon(args: &[&str]) -> Daemon {
         }
         seen.push(line);
     }
+    daemon.log = seen;
     // Keep draining the log so the daemon never blocks on a full pipe.
     thread::spawn(move || while rx.recv().is_ok() {});
     daemon
@@ -139,4 +146,54 @@ fn daemon_allow_all_default_grants_high_ports_only_from_a_high_port() {
 /// A port below 1024 where nothing should listen on a test machine (tcpmux).
 fn closed_port_below_1024() -> u16 {
     1
+}
+
+/// The start-up log warns, per listening port, about what Lightspark will refuse there
+/// (protocol.md §7), and the checker's two players disagree on that same policy.
+#[test]
+fn daemon_warns_per_port_and_players_disagree() {
+    let policy = "<cross-domain-policy>\n\
+         <site-control permitted-cross-domain-policies=\"all\"/>\n\
+         <allow-access-from domain=\"*\" to-ports=\"*\"/>\n\
+         </cross-domain-policy>\n";
+    let path = temp_file("site-control.xml", policy.as_bytes());
+    let d = daemon(&["-f", &path.to_string_lossy()]);
+    let port = d.port.to_string();
+    let warned = d.log.iter().any(|l| {
+        l.contains("WARN")
+            && l.contains(&format!("policy: port {port}:"))
+            && l.contains("[lightspark: site-control-not-master]")
+    });
+    assert!(warned, "{}", d.log.join("\n"));
+    // A SWF connecting to the daemon's own port: Flash Player ignores the site-control
+    // of a policy that is not the master; Lightspark voids it. Master: nothing there.
+    let master = closed_port().to_string();
+    let run = check(&[
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &master,
+        "-d",
+        "localhost",
+        "-P",
+        &port,
+        "--player",
+        "all",
+    ]);
+    expect(&run, 2);
+    assert!(
+        run.stdout.contains("flash: WARNING - access allowed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("lightspark: CRITICAL - access denied"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("differs: ") && run.stdout.contains("site-control-not-master"),
+        "{}",
+        run.stdout
+    );
 }

@@ -46,6 +46,28 @@ impl Source {
     }
 }
 
+/// Which player's rules the check follows (`--player`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Player {
+    /// Adobe Flash Player (the default).
+    Flash,
+    /// Lightspark (protocol.md §7).
+    Lightspark,
+    /// Both, one verdict line each.
+    All,
+}
+
+impl Player {
+    /// `flash`, `lightspark` or `all`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Player::Flash => "flash",
+            Player::Lightspark => "lightspark",
+            Player::All => "all",
+        }
+    }
+}
+
 /// What the checker was asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -59,8 +81,10 @@ pub struct Config {
     pub critical: Option<Duration>,
     /// The allow/deny question, when `-d` and `-P` are given.
     pub question: Option<Question>,
-    /// `-v`: print the policies and a verdict per element.
+    /// `-v`: print the policies, a verdict per element, and the notes.
     pub verbose: bool,
+    /// `--player`: whose rules to follow.
+    pub player: Player,
 }
 
 /// A parsed command line.
@@ -100,7 +124,17 @@ fn options() -> Options {
     );
     o.optopt("w", "warning", "reply time for WARNING", "SECS");
     o.optopt("c", "critical", "reply time for CRITICAL", "SECS");
-    o.optflag("v", "verbose", "print the policy and a verdict per element");
+    o.optopt(
+        "",
+        "player",
+        "whose rules: flash (default), lightspark or all",
+        "NAME",
+    );
+    o.optflag(
+        "v",
+        "verbose",
+        "print the policy, a verdict per element and the notes",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
@@ -110,10 +144,11 @@ fn options() -> Options {
 pub fn usage() -> String {
     let brief =
         "Usage: flashpolicy-check -H HOST [-p PORT] [-t SECS] [-d DOMAIN -P PORT [--secure]]\n\
-                 \x20                        [-w SECS] [-c SECS] [-v]\n\
-       \x20      flashpolicy-check --file PATH [-p PORT] [-d DOMAIN -P PORT [--secure]] [-v]\n\n\
-       Fetches a Flash socket policy the way Flash Player does, validates it, and with\n\
-       -d and -P says whether the player would let the SWF connect, and why.\n\
+                 \x20                        [-w SECS] [-c SECS] [--player NAME] [-v]\n\
+       \x20      flashpolicy-check --file PATH [-p PORT] [-d DOMAIN -P PORT [--secure]]\n\
+                 \x20                        [--player NAME] [-v]\n\n\
+       Fetches a Flash socket policy the way Flash Player (or Lightspark) does, validates\n\
+       it, and with -d and -P says whether the player would let the SWF connect, and why.\n\
        Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin conventions).";
     options().usage(brief)
 }
@@ -211,6 +246,16 @@ pub fn parse(args: &[String]) -> Result<Command> {
             )));
         }
     }
+    let player = match m.opt_str("player").as_deref() {
+        None | Some("flash") => Player::Flash,
+        Some("lightspark") => Player::Lightspark,
+        Some("all") => Player::All,
+        Some(other) => {
+            return Err(usage_err(format!(
+                "invalid --player \"{other}\": must be flash, lightspark or all"
+            )))
+        }
+    };
     let secure = m.opt_present("secure");
     let question = match (m.opt_str("d"), m.opt_str("P")) {
         (Some(d), Some(p)) => Some(Question {
@@ -241,6 +286,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         critical,
         question,
         verbose: m.opt_present("v"),
+        player,
     }))
 }
 
@@ -281,6 +327,7 @@ mod tests {
             (c.warning, c.critical, c.question, c.verbose),
             (None, None, None, false)
         );
+        assert_eq!(c.player, Player::Flash);
     }
 
     #[test]
@@ -331,6 +378,17 @@ mod tests {
         assert!(err(&["-H", "h", "-w", "-1"]).starts_with("invalid --warning \"-1\""));
         assert!(err(&["-H", "h", "-w", "3", "-c", "2"]).starts_with("invalid --warning \"3\""));
         assert!(err(&["-H", "h", "-d", "a b", "-P", "1"]).starts_with("invalid --domain \"a b\""));
+        assert_eq!(
+            err(&["-H", "h", "--player", "gnash"]),
+            "invalid --player \"gnash\": must be flash, lightspark or all"
+        );
+        for (name, player) in [
+            ("flash", Player::Flash),
+            ("lightspark", Player::Lightspark),
+            ("all", Player::All),
+        ] {
+            assert_eq!(config(&["-H", "h", "--player", name]).player, player);
+        }
     }
 
     #[test]

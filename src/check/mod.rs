@@ -1,12 +1,17 @@
-//! `flashpolicy-check`: sees a policy the way Flash Player sees it. Fetches the master
-//! policy (or reads `--file`), validates it with the server's own validator, answers
-//! the allow/deny question with [`crate::evaluate`], and reports as a Nagios plugin.
+//! `flashpolicy-check`: sees a policy the way Flash Player (or Lightspark) sees it.
+//! Fetches the master policy (or reads `--file`), validates it with the server's own
+//! validator, answers the allow/deny question with [`crate::evaluate`], and reports as
+//! a Nagios plugin. `--player lightspark` follows Lightspark's rules instead
+//! (`lightspark.rs`); `--player all` runs both on the same fetches.
 //!
 //! Flow: [`cli::parse`] → [`run`] (fetch with [`crate::probe`], validate, decide) →
 //! [`report::Report::render`]; `src/bin/flashpolicy-check.rs` only prints and exits.
 
 pub mod cli;
+mod lightspark;
 pub mod report;
+
+use std::collections::HashMap;
 
 use std::fs::File;
 use std::io::Read;
@@ -17,7 +22,7 @@ use crate::evaluate::{decide, Fetched, PolicyEval, Question, Role};
 use crate::policy::{self, Document, Severity};
 use crate::probe::{self, End, Probe, MAX_REPLY_BYTES};
 
-pub use cli::{Command, Config, Source};
+pub use cli::{Command, Config, Player, Source};
 pub use report::{Report, Status};
 
 /// Runs the checker on `args` (without the program name) and returns what to print
@@ -40,6 +45,63 @@ pub fn main_with(args: &[String]) -> (String, i32) {
 /// [`Error::PolicyRead`] when `--file` cannot be read. Everything that goes wrong on
 /// the network is a finding of the report, not an error.
 pub fn run(config: &Config) -> Result<Report> {
+    let mut fetcher = Fetcher::default();
+    match config.player {
+        Player::Flash => run_flash(config, &mut fetcher),
+        Player::Lightspark => lightspark::run(config, &mut fetcher).map(|(r, _)| r),
+        Player::All => {
+            let flash = run_flash(config, &mut fetcher)?;
+            let (light, rules) = lightspark::run(config, &mut fetcher)?;
+            let differs = differences(&flash, &light, &rules);
+            Ok(Report::combined(
+                &[("flash", flash), ("lightspark", light)],
+                &differs,
+            ))
+        }
+    }
+}
+
+/// Why the two verdicts differ: the Lightspark rules that applied, or, when only
+/// Flash Player refuses, its reason.
+fn differences(flash: &Report, light: &Report, rules: &[String]) -> Vec<String> {
+    if flash.status() == light.status() {
+        return Vec::new();
+    }
+    if !rules.is_empty() {
+        return rules.to_vec();
+    }
+    if flash.status() > light.status() {
+        vec![format!(
+            "Flash Player's rules, not Lightspark's: {}",
+            flash.summary_text()
+        )]
+    } else {
+        vec![format!(
+            "Lightspark's rules, not Flash Player's: {}",
+            light.summary_text()
+        )]
+    }
+}
+
+/// Fetches each port once, so that `--player all` judges both players on the same
+/// replies.
+#[derive(Default)]
+pub(crate) struct Fetcher {
+    probes: HashMap<u16, Probe>,
+}
+
+impl Fetcher {
+    /// The probe of `host:port`, fetched on first use.
+    pub(crate) fn probe(&mut self, host: &str, port: u16, timeout: std::time::Duration) -> Probe {
+        self.probes
+            .entry(port)
+            .or_insert_with(|| probe::probe(host, port, timeout))
+            .clone()
+    }
+}
+
+/// The check under Flash Player's rules.
+fn run_flash(config: &Config, fetcher: &mut Fetcher) -> Result<Report> {
     let mut report = Report::new(config.warning, config.critical);
     let master_port = config.source.port();
     // Problems with the master that do not decide by themselves: with a question, the
@@ -48,7 +110,7 @@ pub fn run(config: &Config) -> Result<Report> {
     let lenient = config.question.is_some();
     let master = match &config.source {
         Source::Network { host, port } => {
-            let probe = probe::probe(host, *port, config.timeout);
+            let probe = fetcher.probe(host, *port, config.timeout);
             report.measure(probe.elapsed, probe.received.len());
             if probe.document().is_some() {
                 report.thresholds();
@@ -95,7 +157,7 @@ pub fn run(config: &Config) -> Result<Report> {
     let decision = decide(question, master_port, master, |to_port| {
         match &config.source {
             Source::Network { host, .. } => {
-                let probe = probe::probe(host, to_port, config.timeout);
+                let probe = fetcher.probe(host, to_port, config.timeout);
                 assess(&mut report, &probe, "destination policy", config.verbose)
             }
             Source::File { .. } => Fetched::Unavailable("not fetched: --file is offline".into()),
@@ -147,7 +209,7 @@ fn demote(report: &mut Report, fetched: &Fetched, lenient: bool, soft: &mut Vec<
 }
 
 /// `host:port` or the file, for the summary.
-fn origin_name(config: &Config) -> String {
+pub(crate) fn origin_name(config: &Config) -> String {
     match &config.source {
         Source::Network { host, port } => probe::target_name(host, *port),
         Source::File { path, port } => format!("{} as port {port}", path.display()),
@@ -155,7 +217,7 @@ fn origin_name(config: &Config) -> String {
 }
 
 /// Reads `--file`, at most one byte past the cap.
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(MAX_REPLY_BYTES as u64 + 1).read_to_end(&mut bytes))
@@ -232,6 +294,8 @@ fn judge_document(report: &mut Report, doc: &[u8], origin: &str, verbose: bool) 
                 report.detail(format!("error: {at}: {}", d.message));
             }
             Severity::Warning => report.finding(Status::Warning, format!("{at}: {}", d.message)),
+            Severity::Note if verbose => report.detail(format!("note: {at}: {}", d.message)),
+            Severity::Note => {}
         }
     }
     match (result.document, first_error) {

@@ -117,8 +117,9 @@ impl Report {
             .unwrap_or(Status::Ok)
     }
 
-    /// The whole output: the plugin line, then the findings and the details.
-    pub fn render(&self) -> String {
+    /// The summary of the plugin line: the verdict (or the summary when there is
+    /// none), then the findings of the worst status.
+    pub fn summary_text(&self) -> String {
         let status = self.status();
         let worst: Vec<&str> = self
             .findings
@@ -126,12 +127,71 @@ impl Report {
             .filter(|(s, _)| *s == status)
             .map(|(_, t)| t.as_str())
             .collect();
-        let summary = match &self.verdict {
+        match &self.verdict {
             Some((s, text)) if *s == status || worst.is_empty() => text.clone(),
             Some((_, text)) => format!("{text}; {}", worst.join("; ")),
             None if worst.is_empty() => self.ok_summary.clone(),
             None => worst.join("; "),
+        }
+    }
+
+    /// The lines after the plugin line: findings not in the summary, then details.
+    pub fn body(&self) -> Vec<String> {
+        let summary = self.summary_text();
+        let mut out: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|(_, t)| !summary.contains(t.as_str()))
+            .map(|(s, text)| format!("{}: {}", s.label(), text))
+            .collect();
+        out.extend(self.details.iter().cloned());
+        out
+    }
+
+    /// The reports of several players as one (`--player all`): the worst status, one
+    /// verdict line per player, the `differs` lines, then each report's body under a
+    /// header. The perfdata are those of the first report.
+    pub fn combined(parts: &[(&str, Report)], differs: &[String]) -> Report {
+        let mut out = match parts.first() {
+            Some((_, first)) => Report::new(first.warning, first.critical),
+            None => Report::new(None, None),
         };
+        if let Some((_, first)) = parts.first() {
+            out.measure(first.time, first.size);
+        }
+        let worst = parts
+            .iter()
+            .map(|(_, r)| r.status())
+            .max()
+            .unwrap_or(Status::Ok);
+        let verdicts: Vec<String> = parts
+            .iter()
+            .map(|(name, r)| format!("{name} {}: {}", r.status().label(), r.summary_text()))
+            .collect();
+        out.verdict(worst, verdicts.join("; "));
+        for (name, r) in parts {
+            out.detail(format!(
+                "{name}: {} - {}",
+                r.status().label(),
+                r.summary_text()
+            ));
+        }
+        for line in differs {
+            out.detail(format!("differs: {line}"));
+        }
+        for (name, r) in parts {
+            out.detail(format!("--- {name} ---"));
+            for line in r.body() {
+                out.detail(line);
+            }
+        }
+        out
+    }
+
+    /// The whole output: the plugin line, then the findings and the details.
+    pub fn render(&self) -> String {
+        let status = self.status();
+        let summary = self.summary_text();
         let threshold =
             |d: Option<Duration>| d.map_or(String::new(), |d| format!("{:.6}", d.as_secs_f64()));
         let mut out = String::new();
@@ -146,14 +206,7 @@ impl Report {
             self.size
         );
         // Findings already in the summary are not repeated.
-        for (s, text) in self
-            .findings
-            .iter()
-            .filter(|(_, t)| !summary.contains(t.as_str()))
-        {
-            let _ = writeln!(out, "{}: {}", s.label(), text);
-        }
-        for line in &self.details {
+        for line in self.body() {
             let _ = writeln!(out, "{line}");
         }
         out

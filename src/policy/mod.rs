@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 mod allow;
 mod encoding;
 mod lexical;
+pub mod lightspark;
 mod ports;
 mod reader;
 mod sha256;
@@ -118,14 +119,18 @@ pub struct Document {
 pub enum Severity {
     /// The player would reject the document (or it is not a policy at all).
     Error,
-    /// Legal but dubious: an operator should look.
+    /// A supported player will refuse or misread something, or the policy and what
+    /// the operator intends disagree: an operator should act.
     Warning,
+    /// True and useful, nothing to fix (e.g. `secure="true"` limits the grant to
+    /// HTTPS SWFs).
+    Note,
 }
 
 /// One finding of the validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// Error or warning.
+    /// Error, warning or note.
     pub severity: Severity,
     /// 1-based line; 0 when it concerns the whole document.
     pub line: usize,
@@ -138,7 +143,7 @@ pub struct Diagnostic {
 pub struct Report {
     /// The document's meaning; `None` when there is any error.
     pub document: Option<Document>,
-    /// Every error and warning, in document order.
+    /// Every error, warning and note, in document order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -159,6 +164,7 @@ pub struct Policy {
     bytes: Arc<[u8]>,
     document: Document,
     warnings: Vec<Diagnostic>,
+    notes: Vec<Diagnostic>,
     source: Source,
     digest: String,
 }
@@ -293,7 +299,12 @@ impl Policy {
                 .collect(),
         });
         let mut policy = Policy::assemble(text.as_bytes(), document, Vec::new(), source);
-        policy.warnings = report.diagnostics;
+        let (notes, warnings) = report
+            .diagnostics
+            .into_iter()
+            .partition(|d| d.severity == Severity::Note);
+        policy.warnings = warnings;
+        policy.notes = notes;
         policy
     }
 
@@ -307,13 +318,18 @@ impl Policy {
         let mut bytes = Vec::with_capacity(document_bytes.len() + 1);
         bytes.extend_from_slice(document_bytes);
         bytes.push(0);
+        let of = |severity| {
+            diagnostics
+                .iter()
+                .filter(|d| d.severity == severity)
+                .cloned()
+                .collect()
+        };
         Policy {
             bytes: bytes.into(),
             document,
-            warnings: diagnostics
-                .into_iter()
-                .filter(|d| d.severity == Severity::Warning)
-                .collect(),
+            warnings: of(Severity::Warning),
+            notes: of(Severity::Note),
             source,
             digest: sha256::hex_digest(document_bytes),
         }
@@ -326,9 +342,13 @@ impl Policy {
     pub fn document(&self) -> &Document {
         &self.document
     }
-    /// Validator warnings.
+    /// Validator warnings: something to fix.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+    /// Validator notes: true and useful, nothing to fix.
+    pub fn notes(&self) -> &[Diagnostic] {
+        &self.notes
     }
     /// Where it came from.
     pub fn source(&self) -> &Source {
@@ -379,18 +399,26 @@ impl Report {
             .filter(|d| d.severity == Severity::Warning)
     }
 
+    /// The notes, in document order.
+    pub fn notes(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Note)
+    }
+
     /// Whether the document has no error (then `document` is `Some`).
     pub fn is_valid(&self) -> bool {
         self.document.is_some()
     }
 }
 
-/// `error` or `warning`.
+/// `error`, `warning` or `note`.
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         })
     }
 }

@@ -1,9 +1,12 @@
-//! The socket-policy grammar (protocol.md §4) on top of the XML reader: what a player
-//! would reject is an error, what is legal but dubious is a warning.
+//! The socket-policy grammar (protocol.md §4) on top of the XML reader, as Flash
+//! Player reads it: what it would reject is an error; what a player would misread, or
+//! what says something other than the operator likely meant, is a warning; what is
+//! true and useful but needs no fix is a note. Lightspark's stricter reading, which
+//! depends on the port a policy is served from, is `evaluate::lightspark::hazards`.
 //!
 //! Choices where the protocol is silent: elements nested inside `allow-access-from`
-//! or `site-control` and non-whitespace text or CDATA inside the root are warnings
-//! (players ignore them); whatever sits inside an ignored element is not examined.
+//! or `site-control` and non-whitespace text or CDATA inside the root are notes
+//! (Flash Player ignores them); whatever sits inside an ignored element is not examined.
 
 use super::allow::check_domain;
 use super::encoding;
@@ -50,6 +53,8 @@ struct Validator {
     root_ok: bool,
     site_control_line: Option<usize>,
     grants: usize,
+    /// Line of a `site-control none`, judged at the end (with or without grants).
+    none_line: Option<usize>,
 }
 
 impl Validator {
@@ -67,6 +72,10 @@ impl Validator {
 
     fn warn(&mut self, line: usize, message: String) {
         self.push(Severity::Warning, line, message);
+    }
+
+    fn note(&mut self, line: usize, message: String) {
+        self.push(Severity::Note, line, message);
     }
 
     fn parse(&mut self, text: &str) {
@@ -87,7 +96,8 @@ impl Validator {
         match event {
             Event::Doctype { name, line } => {
                 if name != ROOT {
-                    self.warn(line, format!("DOCTYPE names <{name}>, not <{ROOT}>"));
+                    let msg = format!("DOCTYPE names <{name}>, not <{ROOT}> (players ignore it)");
+                    self.note(line, msg);
                 }
             }
             Event::Start { name, attrs, line } => {
@@ -95,9 +105,12 @@ impl Validator {
                     None => self.root(name, &attrs, line),
                     Some(Frame::Root) => self.child(name, &attrs, line),
                     Some(Frame::Known(parent)) => {
-                        self.warn(
+                        self.note(
                             line,
-                            format!("{parent}: child element <{name}> is ignored by players"),
+                            format!(
+                                "{parent}: child element <{name}> is ignored by Flash Player \
+                                 (Lightspark voids the whole policy)"
+                            ),
                         );
                         Frame::Silent
                     }
@@ -112,10 +125,10 @@ impl Validator {
                 let text = quote(&text);
                 match self.stack.last() {
                     Some(Frame::Root) => {
-                        self.warn(line, format!("{ROOT}: text {text} is ignored by players"))
+                        self.note(line, format!("{ROOT}: text {text} is ignored by players"))
                     }
                     Some(Frame::Known(parent)) => {
-                        self.warn(line, format!("{parent}: text {text} is ignored by players"));
+                        self.note(line, format!("{parent}: text {text} is ignored by players"));
                     }
                     _ => {}
                 }
@@ -149,12 +162,15 @@ impl Validator {
                 Frame::Known(ALLOW)
             }
             "allow-http-request-headers-from" => {
-                let msg = format!("{name}: an HTTP policy element; Lightspark rejects a socket policy that has one");
-                self.error(line, msg);
+                let msg = format!(
+                    "{name}: an HTTP policy element, ignored by Flash Player in a socket policy \
+                     (Lightspark voids a socket policy that has one)"
+                );
+                self.note(line, msg);
                 Frame::Silent
             }
             "allow-access-from-identity" => {
-                self.warn(
+                self.note(
                     line,
                     format!("{name}: an HTTP policy element, ignored by players"),
                 );
@@ -228,13 +244,12 @@ impl Validator {
                 }
             };
             match permitted {
-                Some(MetaPolicy::None) => self.warn(
-                    attr.line,
-                    format!("{SITE_CONTROL}: {PERMITTED} {value} means no policy is honoured, not even this one"),
-                ),
+                Some(MetaPolicy::None) if self.none_line.is_none() => {
+                    self.none_line = Some(attr.line);
+                }
                 Some(MetaPolicy::ByContentType | MetaPolicy::ByFtpFilename) => self.warn(
                     attr.line,
-                    format!("{SITE_CONTROL}: {PERMITTED} {value} is for HTTP/FTP policies and means nothing for sockets"),
+                    format!("{SITE_CONTROL}: {PERMITTED} {value} is for HTTP/FTP policies and means nothing for sockets (players then ask no other port, as with master-only)"),
                 ),
                 _ => {}
             }
@@ -297,7 +312,7 @@ impl Validator {
                     "true" => {
                         let msg =
                             format!("{ALLOW}: secure=\"true\" grants only SWFs served over HTTPS");
-                        self.warn(attr.line, msg);
+                        self.note(attr.line, msg);
                         secure = true;
                     }
                     _ => self.error(
@@ -333,8 +348,26 @@ impl Validator {
             .diagnostics
             .iter()
             .any(|d| d.severity == Severity::Error);
+        if let Some(line) = self.none_line.filter(|_| !failed) {
+            let value = "\"none\"";
+            if self.grants > 0 {
+                self.warn(line, format!("{SITE_CONTROL}: {PERMITTED} {value} means no policy is honoured, not even this one: its {ALLOW} grants never apply"));
+            } else {
+                self.note(line, format!("{SITE_CONTROL}: {PERMITTED} {value}: no SWF may open a socket to this host"));
+            }
+        }
         if !failed && self.root_ok && self.grants == 0 {
-            self.warn(0, format!("no {ALLOW}: this policy grants nothing"));
+            match self.document.site_control.as_ref().map(|s| s.permitted) {
+                Some(MetaPolicy::None) => {}
+                Some(MetaPolicy::All) | None => self.note(
+                    0,
+                    format!("no {ALLOW}: this policy grants nothing itself (a master lets players ask each destination port)"),
+                ),
+                Some(_) => self.warn(
+                    0,
+                    format!("no {ALLOW}: this policy grants nothing, and its {SITE_CONTROL} lets players ask no other port"),
+                ),
+            }
         }
         // Stable: diagnostics of one line keep the order they were found in.
         self.diagnostics.sort_by_key(|d| d.line);

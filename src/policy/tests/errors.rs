@@ -371,14 +371,6 @@ fn surrounding_whitespace_in_values() {
 }
 
 #[test]
-fn http_request_headers_element() {
-    let doc = wrap(&format!(
-        "{GRANT}\n<allow-http-request-headers-from domain=\"*\" headers=\"*\"/>"
-    ));
-    assert_error(&doc, 3, &["allow-http-request-headers-from"]);
-}
-
-#[test]
 fn every_error_is_reported_in_line_order() {
     let doc = wrap("<allow-access-from domain=\"*\"/>\n<site-control/>\n<allow-access-from to-ports=\"0\" domain=\"*\"/>");
     let report = validate(doc.as_bytes());

@@ -65,6 +65,22 @@ pub(super) fn assert_error_bytes(doc: &[u8], line: usize, needles: &[&str]) {
 /// Asserts that the document is valid and has a warning on `line` mentioning every
 /// `needle`, for LF, CRLF and CR line ends.
 pub(super) fn assert_warning(doc: &str, line: usize, needles: &[&str]) {
+    assert_finding(doc, Severity::Warning, line, needles);
+}
+
+/// Asserts that the document is valid and has a note (and no warning) on `line`
+/// mentioning every `needle`, for LF, CRLF and CR line ends.
+pub(super) fn assert_note(doc: &str, line: usize, needles: &[&str]) {
+    assert_finding(doc, Severity::Note, line, needles);
+    let report = validate(doc.as_bytes());
+    assert!(
+        report.warnings().all(|w| w.line != line),
+        "a warning on line {line}: {:?}",
+        report.diagnostics
+    );
+}
+
+fn assert_finding(doc: &str, severity: Severity, line: usize, needles: &[&str]) {
     for doc in variants(doc) {
         let report = validate(doc.as_bytes());
         assert!(
@@ -72,12 +88,14 @@ pub(super) fn assert_warning(doc: &str, line: usize, needles: &[&str]) {
             "errors in {doc:?}: {:?}",
             report.diagnostics
         );
-        let found = report
-            .warnings()
-            .any(|w| w.line == line && needles.iter().all(|needle| w.message.contains(needle)));
+        let found = report.diagnostics.iter().any(|w| {
+            w.severity == severity
+                && w.line == line
+                && needles.iter().all(|needle| w.message.contains(needle))
+        });
         assert!(
             found,
-            "no warning {needles:?} on line {line}: {:?}",
+            "no {severity} {needles:?} on line {line}: {:?}",
             report.diagnostics
         );
     }
@@ -207,9 +225,16 @@ fn from_file_keeps_warnings() {
     let doc = wrap("<allow-access-from domain=\"*\" to-ports=\"*\" secure=\"true\"/>");
     let file = TempFile::new(doc.as_bytes());
     let policy = Policy::from_file(&file.0).expect("valid policy");
-    assert_eq!(policy.warnings().len(), 1);
-    assert_eq!(policy.warnings()[0].line, 2);
+    // secure="true" is a note: true, nothing to fix.
+    assert_eq!(policy.warnings().len(), 0);
+    assert_eq!(policy.notes().len(), 1);
+    assert_eq!(policy.notes()[0].line, 2);
     assert!(policy.document().allow_access_from[0].secure);
+    let doc = wrap("<allow-access-from domain=\"*\" to-ports=\"80, 81\"/>");
+    let file = TempFile::new(doc.as_bytes());
+    let policy = Policy::from_file(&file.0).expect("valid policy");
+    assert_eq!(policy.warnings().len(), 1);
+    assert_eq!(policy.notes().len(), 0);
 }
 
 #[test]

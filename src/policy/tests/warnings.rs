@@ -1,6 +1,7 @@
-//! Legal but dubious documents: valid, with a warning on the right line.
+//! Legal but dubious documents: valid, with a warning (something to fix) or a note
+//! (true and useful, nothing to fix) on the right line.
 
-use super::{assert_warning, wrap};
+use super::{assert_note, assert_warning, wrap};
 use crate::policy::{validate, MetaPolicy};
 
 const GRANT: &str = "<allow-access-from domain=\"*\" to-ports=\"*\"/>";
@@ -17,9 +18,9 @@ fn utf8_byte_order_mark() {
 }
 
 #[test]
-fn secure_true() {
+fn secure_true_is_a_note() {
     let doc = wrap("<allow-access-from domain=\"*\"\n to-ports=\"*\"\n secure=\"true\"/>");
-    assert_warning(&doc, 4, &["allow-access-from", "secure", "HTTPS"]);
+    assert_note(&doc, 4, &["allow-access-from", "secure", "HTTPS"]);
 }
 
 #[test]
@@ -34,10 +35,16 @@ fn site_control_values_meaningless_for_sockets() {
 
 #[test]
 fn site_control_none() {
+    // With grants, they never apply: a warning. Alone, a deliberate "deny all": a note.
+    assert_note(
+        &wrap("<site-control permitted-cross-domain-policies=\"none\"/>"),
+        2,
+        &["site-control", "\"none\""],
+    );
     let doc = wrap(&format!(
         "<site-control permitted-cross-domain-policies=\"none\"/>\n{GRANT}"
     ));
-    assert_warning(&doc, 2, &["site-control", "\"none\""]);
+    assert_warning(&doc, 2, &["site-control", "\"none\"", "never apply"]);
     let report = validate(doc.as_bytes());
     let permitted = report
         .document
@@ -54,7 +61,7 @@ fn unknown_elements() {
         &["<grant-everything>"],
     );
     let identity = "<allow-access-from-identity>\n<signatory/>\n</allow-access-from-identity>";
-    assert_warning(
+    assert_note(
         &wrap(&format!("{GRANT}\n{identity}")),
         3,
         &["allow-access-from-identity"],
@@ -90,7 +97,11 @@ fn spaces_inside_to_ports() {
 
 #[test]
 fn grant_of_nothing() {
-    assert_warning("<cross-domain-policy/>", 0, &["allow-access-from"]);
+    // A master without grants lets players ask each destination port: a note.
+    assert_note("<cross-domain-policy/>", 0, &["allow-access-from"]);
+    let doc = wrap("<site-control permitted-cross-domain-policies=\"all\"/>");
+    assert_note(&doc, 0, &["allow-access-from"]);
+    // Under master-only nothing can ever be granted: a warning.
     let doc = wrap("<site-control permitted-cross-domain-policies=\"master-only\"/>");
     assert_warning(&doc, 0, &["allow-access-from"]);
 }
@@ -140,14 +151,14 @@ fn good_domains_do_not_warn() {
 
 #[test]
 fn text_between_elements() {
-    assert_warning(&wrap(&format!("{GRANT}\nhello")), 3, &["text", "\"hello\""]);
-    assert_warning(
+    assert_note(&wrap(&format!("{GRANT}\nhello")), 3, &["text", "\"hello\""]);
+    assert_note(
         &wrap(&format!("{GRANT}\n<![CDATA[\n\nhi]]>")),
         5,
         &["text", "\"hi\""],
     );
     let inside = wrap("<allow-access-from domain=\"*\" to-ports=\"*\">\n  x\n</allow-access-from>");
-    assert_warning(&inside, 3, &["allow-access-from", "text"]);
+    assert_note(&inside, 3, &["allow-access-from", "text"]);
 }
 
 #[test]
@@ -155,25 +166,37 @@ fn children_of_policy_elements() {
     let doc = wrap(
         "<allow-access-from domain=\"*\" to-ports=\"*\">\n<port>80</port>\n</allow-access-from>",
     );
-    assert_warning(&doc, 3, &["allow-access-from", "<port>"]);
+    // Flash Player ignores them (a note); Lightspark voids the file, which the
+    // per-port hazards report (evaluate::lightspark).
+    assert_note(&doc, 3, &["allow-access-from", "<port>", "Lightspark"]);
     let doc = wrap(&format!(
         "<site-control permitted-cross-domain-policies=\"all\">\n<x/></site-control>\n{GRANT}"
     ));
-    assert_warning(&doc, 3, &["site-control", "<x>"]);
+    assert_note(&doc, 3, &["site-control", "<x>"]);
 }
 
 #[test]
 fn doctype_of_another_document_type() {
     let doc = format!("<!DOCTYPE html>\n{}", wrap(GRANT));
-    assert_warning(&doc, 1, &["DOCTYPE", "html"]);
+    assert_note(&doc, 1, &["DOCTYPE", "html"]);
 }
 
 #[test]
 fn warnings_come_in_line_order() {
     let doc = wrap("<allow-access-from domain=\"*\" to-ports=\"*\" secure=\"true\"/>\n<x/>\n<allow-access-from domain=\"a_b\" to-ports=\"1, 2\"/>");
-    let lines: Vec<usize> = validate(doc.as_bytes())
-        .warnings()
-        .map(|w| w.line)
-        .collect();
-    assert_eq!(lines, vec![2, 3, 4, 4]);
+    let report = validate(doc.as_bytes());
+    let lines: Vec<usize> = report.warnings().map(|w| w.line).collect();
+    assert_eq!(lines, vec![3, 4, 4]);
+    let notes: Vec<usize> = report.notes().map(|w| w.line).collect();
+    assert_eq!(notes, vec![2]);
+}
+
+/// Flash Player ignores it in a socket policy (a note, and the document is served);
+/// Lightspark voids the file, which the per-port hazards report as a warning.
+#[test]
+fn http_request_headers_element_is_a_note() {
+    let doc = wrap(&format!(
+        "{GRANT}\n<allow-http-request-headers-from domain=\"*\" headers=\"*\"/>"
+    ));
+    assert_note(&doc, 3, &["allow-http-request-headers-from", "Lightspark"]);
 }

@@ -200,6 +200,23 @@ fn check_read_request(data: &[u8], rng: &mut Rng) {
 pub fn policy_validate(data: &[u8]) {
     let report = policy::validate(data);
     check_report(data, &report);
+    // The same bytes as Lightspark reads them, and the hazards built on that reading:
+    // no panic, lines inside the document, the void reason the first invalid element.
+    let lines = line_count(data);
+    for master in [true, false] {
+        let doc = policy::lightspark::read(data, master);
+        assert_eq!(doc.void.as_ref(), doc.invalid.first(), "{doc:?}");
+        for v in &doc.invalid {
+            assert!(v.line <= lines, "{v:?} past line {lines}");
+        }
+        for port in [843, 8843] {
+            let hazards =
+                flashpolicyd::evaluate::lightspark::hazards(data, data.len(), port, master);
+            for h in hazards {
+                assert!(h.line <= lines && h.message.ends_with(']'), "{h:?}");
+            }
+        }
+    }
 }
 
 /// Lines in `data` as the validator counts them: ends at LF, CRLF or a lone CR.

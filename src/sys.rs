@@ -290,6 +290,58 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
     None
 }
 
+/// What [`batch_scheduling`] did for the calling thread.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scheduling {
+    /// Now `SCHED_BATCH`.
+    Batch,
+    /// Left alone: the thread runs under another policy than the default one (an
+    /// operator's `chrt`, or systemd's `CPUSchedulingPolicy=`), or this is not Linux.
+    Kept,
+}
+
+/// Puts the calling thread (and the threads it creates later) under `SCHED_BATCH`, if it
+/// runs under the default policy: same share of the CPU, but waking it does not preempt
+/// the thread that woke it, so an accept thread hands several connections to a worker
+/// per context switch instead of one. Needs no privilege.
+pub fn batch_scheduling() -> io::Result<Scheduling> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::libc;
+        // Raw system calls: musl's wrappers of these two return ENOSYS by design.
+        // SAFETY: sched_getscheduler takes a pid (0: the calling thread) and no pointers.
+        let policy = unsafe { libc::syscall(libc::SYS_sched_getscheduler, 0) };
+        if policy < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if policy != libc::c_long::from(libc::SCHED_OTHER) {
+            return Ok(Scheduling::Kept);
+        }
+        // A struct literal would not build on musl, whose sched_param has more fields.
+        // SAFETY: sched_param is plain integers, for which all zeroes is a valid value
+        // (priority 0, the only one SCHED_BATCH allows).
+        let param: libc::sched_param = unsafe { std::mem::zeroed() };
+        // SAFETY: `param` is a valid sched_param that outlives the call, which only reads
+        // it; pid 0 is the calling thread.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_sched_setscheduler,
+                0,
+                libc::SCHED_BATCH,
+                &param as *const libc::sched_param,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Scheduling::Batch)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(Scheduling::Kept)
+    }
+}
+
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {

@@ -570,26 +570,73 @@ fn pid_file_holds_the_pid_and_is_removed_at_stop() {
     );
 }
 
-/// How many threads of `pid` have a name that starts with `prefix`.
+/// The scheduling policy (field 41 of /proc/PID/task/TID/stat) of each thread of `pid`
+/// whose name starts with `prefix`.
 #[cfg(target_os = "linux")]
-fn threads_named(pid: u32, prefix: &str) -> usize {
+fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
+    let mut out = Vec::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read the task list");
-    tasks
-        .flatten()
-        .filter(|t| {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            comm.starts_with(prefix)
-        })
-        .count()
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that closes the name start at field 3.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(policy) = after.split_whitespace().nth(41 - 3) {
+            out.push(policy.parse().expect("numeric policy"));
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+const SCHED_BATCH: u32 = 3;
+#[cfg(target_os = "linux")]
+const SCHED_IDLE: u32 = 5;
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serving_threads_run_under_sched_batch() {
+    let mut d = Daemon::start_local(&["--workers", "3"]);
+    fetch_policy(d.addr());
+    // A thread names itself when it first runs: wait (bounded) until all three have.
+    let end = Instant::now() + Duration::from_secs(10);
+    while thread_policies(d.pid(), "policy-worker").len() < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10)); // polling, bounded by `end`
+    }
+    for prefix in ["policy-worker", "accept-", "readiness-gate"] {
+        let got = thread_policies(d.pid(), prefix);
+        assert!(!got.is_empty(), "no {prefix} thread found");
+        assert!(
+            got.iter().all(|&p| p == SCHED_BATCH),
+            "{prefix} threads have policies {got:?}, want SCHED_BATCH ({SCHED_BATCH})"
+        );
+    }
+    assert_eq!(thread_policies(d.pid(), "policy-worker").len(), 3);
+    d.stop();
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_threads_are_named_and_the_pool_has_the_workers_asked_for() {
-    let mut d = Daemon::start_local(&["--workers", "3"]);
+fn a_policy_chosen_by_the_operator_is_kept() {
+    if std::process::Command::new("chrt")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: chrt (util-linux) is not installed");
+        return;
+    }
+    let cmd = command_via(&["chrt", "--idle", "0"], &["-p", "0", "-b", "127.0.0.1"]);
+    let mut d = Daemon::start_cmd(cmd, 1);
     fetch_policy(d.addr());
-    assert_eq!(threads_named(d.pid(), "policy-worker"), 3);
-    assert_eq!(threads_named(d.pid(), "accept-"), 1);
-    assert_eq!(threads_named(d.pid(), "readiness-gate"), 1);
+    let got = thread_policies(d.pid(), "policy-worker");
+    assert!(!got.is_empty(), "no worker thread found");
+    assert!(
+        got.iter().all(|&p| p == SCHED_IDLE),
+        "workers have policies {got:?}, want the SCHED_IDLE ({SCHED_IDLE}) they were started with"
+    );
     d.stop();
 }

@@ -65,11 +65,15 @@ fn periodic_threads_stop_at_once_at_shutdown() {
 }
 
 /// Counts the lines of the log at `path` that report a served connection.
+/// What the one debug line of a served connection holds ("PEER served N bytes in T"),
+/// and no start-up warning does.
+const SERVED: &str = " bytes in ";
+
 fn served_lines(path: &std::path::Path) -> usize {
     fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(" served "))
+        .filter(|l| l.contains(SERVED))
         .count()
 }
 
@@ -93,12 +97,12 @@ fn a_moved_log_file_is_reopened_at_its_path() {
     let text = wait_file_contains(log.path(), "listening on ", READY).expect("listening line");
     let addr = text.lines().find_map(parse_listening).expect("an address");
     fetch_policy(addr);
-    wait_file_contains(log.path(), " served ", SHOW_UP).expect("first served line");
+    wait_file_contains(log.path(), SERVED, SHOW_UP).expect("first served line");
 
     // logrotate's default: rename, then (without copytruncate) expect a new file.
     fs::rename(log.path(), &rotated).unwrap();
     fetch_policy(addr);
-    let fresh = wait_file_contains(log.path(), " served ", SHOW_UP)
+    let fresh = wait_file_contains(log.path(), SERVED, SHOW_UP)
         .unwrap_or_else(|| panic!("no new {} after the move", log.as_str()));
     assert!(fresh.starts_with("20"), "{fresh}");
     assert_eq!(
@@ -115,7 +119,7 @@ fn a_moved_log_file_is_reopened_at_its_path() {
     // Removed outright: recreated too.
     fs::remove_file(log.path()).unwrap();
     fetch_policy(addr);
-    wait_file_contains(log.path(), " served ", SHOW_UP).expect("recreated after rm");
+    wait_file_contains(log.path(), SERVED, SHOW_UP).expect("recreated after rm");
 
     d.signal("TERM");
     d.expect_exit(0, EXIT);
@@ -147,7 +151,7 @@ fn copytruncate_works_too() {
         .set_len(0)
         .unwrap();
     fetch_policy(addr);
-    let after = wait_file_contains(log.path(), " served ", SHOW_UP).expect("served line");
+    let after = wait_file_contains(log.path(), SERVED, SHOW_UP).expect("served line");
     // Append mode writes at the new end: no hole of NULs before the line.
     assert!(
         after.starts_with("20"),

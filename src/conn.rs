@@ -4,7 +4,7 @@
 //! the write timeout and sends the cached policy bytes in one write, closes cleanly,
 //! and counts the outcome. The same code on every system and in inetd mode.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use log::debug;
 
 use crate::request::{self, time_left, Outcome, TimedRead, REQUEST_TEXT};
 use crate::stats::{Ending, Stats};
+use crate::sys;
 
 /// After the policy is sent, read and discard at most this much before closing...
 pub(crate) const LINGER_MAX_BYTES: usize = 16 * 1024;
@@ -91,12 +92,12 @@ impl TimedRead for Socket<'_> {
     }
 }
 
-/// Writes the policy in one write, bounded by the time left.
+/// Writes the policy in one write, bounded by the time left; the caller closes or
+/// shuts down the write side right after (on Linux the policy leaves with the FIN).
 fn send(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
     let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
     stream.set_write_timeout(Some(left))?;
-    let mut s = stream;
-    s.write_all(policy)
+    sys::write_before_close(stream, policy)
 }
 
 /// Shuts the write side (our FIN follows the policy), then discards what the client

@@ -342,6 +342,40 @@ pub fn batch_scheduling() -> io::Result<Scheduling> {
     }
 }
 
+/// Writes all of `bytes` to `stream`, blocking within its write timeout, for a caller
+/// that closes (or shuts down the write side) right after. On Linux the bytes are held
+/// back (`MSG_MORE`) until then, so they leave with the FIN in one segment: one packet
+/// and one acknowledgement fewer per connection (18 % less server CPU per connection
+/// in the A/B of docs/performance.md). Elsewhere, a plain write.
+///
+/// # Errors
+///
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
+pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{send, MsgFlags};
+        use std::os::fd::AsRawFd;
+        // nix has no MSG_MORE; the flag is only a number to the kernel.
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match send(stream.as_raw_fd(), &bytes[sent..], flags) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::io::Write;
+        let mut s = stream;
+        s.write_all(bytes)
+    }
+}
+
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {

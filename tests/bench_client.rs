@@ -6,14 +6,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::fake::{replying, replying_then_reset, Fake};
 use support::{run_cmd, Daemon, Output};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_flashpolicy-bench");
@@ -228,7 +224,8 @@ fn mix_stops_at_max_conns_and_sends_its_share_of_junk() {
 
 #[test]
 fn a_closed_port_is_counted_as_refused_and_exits_1() {
-    let port = support::free_port().to_string();
+    let closed = support::closed_port();
+    let port = closed.port().to_string();
     let out = bench_cmd(&["-p", &port, "-c", "1", "-d", "0.3"]);
     assert_eq!(out.code(), 1, "{out:?}");
     let f = result_fields(&out);
@@ -254,69 +251,15 @@ fn usage_errors_name_the_flag_and_exit_2() {
 // ---------------------------------------------------------------------------------------
 // Fake servers with one known flaw each
 
-/// Serves `reply` to every connection until dropped. With `read_first`, it waits for
-/// the whole 23-byte request; without, it answers as soon as the request arrives and
-/// closes with it unread, which makes the kernel send a reset (as nginx's `return`
-/// does).
-struct Fake {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Fake {
-    fn start(reply: &'static [u8], read_first: bool) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
-                let Ok((mut s, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(1));
-                    continue;
-                };
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                if read_first {
-                    let mut req = [0u8; 23];
-                    let _ = s.read_exact(&mut req);
-                } else {
-                    // Wait for the request without consuming it: closing with it
-                    // unread makes the kernel send a reset.
-                    let _ = s.peek(&mut [0u8; 1]);
-                }
-                let _ = s.write_all(reply);
-            }
-        });
-        Fake {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// One client for 0.4 s against this server, with a 2 s transaction deadline.
-    fn bench(&self, mode: &str) -> Run {
-        bench_t(mode, self.addr.port(), 1, 0.4, 2, &[])
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// One client for 0.4 s against `fake`, with a 2 s transaction deadline.
+fn bench_fake(fake: &Fake, mode: &str) -> Run {
+    bench_t(mode, fake.port, 1, 0.4, 2, &[])
 }
 
 #[test]
 fn a_reply_that_ends_in_a_reset_is_good_but_counted() {
-    let fake = Fake::start(POLICY, false);
-    let r = fake.bench("rate");
+    let fake = replying_then_reset(POLICY.to_vec());
+    let r = bench_fake(&fake, "rate");
     assert_eq!(r.n("errors"), 0.0, "{}", r.text());
     assert!(r.n("ok") > 0.0, "{}", r.text());
     assert_eq!(r.n("resets"), r.n("ok"), "{}", r.text());
@@ -324,8 +267,8 @@ fn a_reply_that_ends_in_a_reset_is_good_but_counted() {
 
 #[test]
 fn a_policy_without_its_nul_is_an_error() {
-    let fake = Fake::start(&POLICY[..POLICY.len() - 1], true);
-    let r = fake.bench("rate");
+    let fake = replying(POLICY[..POLICY.len() - 1].to_vec());
+    let r = bench_fake(&fake, "rate");
     assert_eq!(r.n("ok"), 0.0, "{}", r.text());
     let no_nul = r.n("err_no_nul");
     assert!(no_nul > 0.0 && no_nul == r.n("errors"), "{}", r.text());
@@ -334,8 +277,8 @@ fn a_policy_without_its_nul_is_an_error() {
 
 #[test]
 fn junk_answered_with_a_policy_is_an_error() {
-    let fake = Fake::start(POLICY, false);
-    let r = fake.bench("junk");
+    let fake = replying_then_reset(POLICY.to_vec());
+    let r = bench_fake(&fake, "junk");
     assert_eq!(r.n("junk_ok"), 0.0, "{}", r.text());
     let answered = r.n("err_answered_junk");
     assert!(answered > 0.0 && answered == r.n("errors"), "{}", r.text());

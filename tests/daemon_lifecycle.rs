@@ -482,12 +482,12 @@ fn no_per_connection_lines_at_the_default_level() {
 }
 
 #[test]
+#[cfg(unix)]
 fn quiet_shows_warnings_only() {
-    // -q hides `listening on`, so the port is chosen here (small race accepted).
-    let port = free_port();
-    let p = port.to_string();
-    let mut d = Daemon::spawn(command(&["-p", &p, "-b", "127.0.0.1", "-q"]));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // -q hides `listening on`, so the test binds the listener and hands it over as
+    // systemd would: it knows the port, and nobody else can take it.
+    let (fd3, addr) = loopback_listener();
+    let mut d = Daemon::spawn(activated(fd3, &["-q"]));
     let served = poll(READY, || try_fetch(addr, REQUEST));
     let served = served.unwrap_or_else(|| panic!("quiet daemon never served:\n{}", d.stderr()));
     assert_one_trailing_nul(&served.bytes);
@@ -507,6 +507,7 @@ fn quiet_shows_warnings_only() {
 }
 
 #[test]
+#[cfg(unix)]
 fn rust_log_wins_over_quiet_and_verbose() {
     let file = fixture("policy.xml");
     // RUST_LOG=info with -q: info lines appear.
@@ -526,13 +527,12 @@ fn rust_log_wins_over_quiet_and_verbose() {
     d.expect_line(&peer, Duration::from_secs(3));
     d.stop();
 
-    // RUST_LOG=warn with -v: no info lines.
-    let port = free_port();
-    let p = port.to_string();
-    let mut cmd = command(&["-p", &p, "-b", "127.0.0.1", "-f", &file, "-v"]);
+    // RUST_LOG=warn with -v: no info lines. They would name the port, so the test
+    // hands the daemon a listener it bound (as systemd would).
+    let (fd3, addr) = loopback_listener();
+    let mut cmd = activated(fd3, &["-f", &file, "-v"]);
     cmd.env("RUST_LOG", "warn");
     let mut d = Daemon::spawn(cmd);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let served = poll(READY, || try_fetch(addr, REQUEST));
     let served = served.unwrap_or_else(|| panic!("daemon never served:\n{}", d.stderr()));
     assert!(served.bytes == expected(), "served {}", show(&served.bytes));

@@ -204,8 +204,7 @@ fn a_pipe_on_stdin_is_not_a_socket() {
 }
 
 /// The real thing: `systemd-socket-activate --inetd -a -l ADDR` accepts each
-/// connection and starts the daemon with it as stdin and stdout. It binds a port we
-/// name: a free one, with the small race that implies.
+/// connection and starts the daemon with it as stdin and stdout.
 #[test]
 fn under_systemd_socket_activate_inetd() {
     let installed = std::process::Command::new("systemd-socket-activate")
@@ -222,13 +221,25 @@ fn under_systemd_socket_activate_inetd() {
         );
         return;
     }
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let listen = addr.to_string();
     let file = fixture("policy.xml");
-    let tool = Daemon::spawn(command_via(
-        &["systemd-socket-activate", "--inetd", "-a", "-l", &listen],
-        &["--inetd", "-f", &file, "-vv"],
-    ));
+    // The tool cannot bind port 0: it is told a port, and tried again on another if
+    // that one was taken before it could bind it.
+    let (tool, addr) = spawn_on_a_free_port(
+        |addr| {
+            command_via(
+                &[
+                    "systemd-socket-activate",
+                    "--inetd",
+                    "-a",
+                    "-l",
+                    &addr.to_string(),
+                ],
+                &["--inetd", "-f", &file, "-vv"],
+            )
+        },
+        "Listening on ",
+        "Address already in use",
+    );
     for _ in 0..2 {
         let reply = poll(READY, || try_fetch(addr, REQUEST))
             .unwrap_or_else(|| panic!("no reply from {addr}; stderr:\n{}", tool.stderr()));

@@ -64,7 +64,8 @@ fn silent_server_times_out_within_the_deadline() {
         "{:?}",
         run.elapsed
     );
-    assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+    // Far below the fake's 20 s: the checker gave up at its own deadline.
+    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
 }
 
 #[test]

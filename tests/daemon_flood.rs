@@ -87,7 +87,8 @@ fn trickling_clients_are_cut_at_the_whole_connection_deadline_by_the_waiting_roo
         assert_ne!(r.end, End::Timeout, "not closed by the server");
     }
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+    // About 1 s; 6 s leaves a busy machine room and stays within each client's wait.
+    assert!(took < Duration::from_secs(6), "closed only after {took:?}");
 }
 
 #[test]
@@ -125,8 +126,8 @@ fn clients_a_slow_round_trip_away_are_served_side_by_side_by_one_worker() {
     }
     let took = start.elapsed();
     assert!(
-        took < Duration::from_secs(8),
-        "40 slow clients took {took:?} with one worker: it waited for them"
+        took < Duration::from_secs(10),
+        "40 slow clients took {took:?} with one worker (12 s if it waited for each)"
     );
     let line = d.stop();
     assert_eq!(counter(&line, "served"), 41, "{line}");

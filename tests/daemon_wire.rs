@@ -24,6 +24,13 @@ fn expected() -> Vec<u8> {
     v
 }
 
+/// What "at once" means here: far above what a busy machine needs to answer, far below
+/// [`FAR`], the deadline of the daemons whose promptness is measured. A server that
+/// waited for the deadline (or for a NUL that never comes) would take 20 s.
+const PROMPT: Duration = Duration::from_secs(5);
+/// `-t` for the tests of promptness: a deadline that [`PROMPT`] cannot reach.
+const FAR: &str = "20";
+
 /// A daemon on an OS-chosen loopback port serving the fixture, plus `extra` flags.
 fn daemon(extra: &[&str]) -> Daemon {
     let file = fixture("policy.xml");
@@ -83,25 +90,21 @@ fn send_in_pieces(addr: SocketAddr, request: &[u8], pieces: &[usize], pause: Dur
 
 #[test]
 fn full_request_gets_the_file_and_one_nul_then_eof() {
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let r = fetch(d.addr(), REQUEST);
     assert_served(&r, "23-byte request");
-    assert!(
-        r.elapsed < Duration::from_secs(1),
-        "answer took {:?}",
-        r.elapsed
-    );
+    assert!(r.elapsed < PROMPT, "answer took {:?}", r.elapsed);
 }
 
 #[test]
 fn the_22_characters_without_nul_are_answered_at_once() {
     // The client keeps its write side open and never sends the NUL: the answer must
-    // come anyway, and well before the 3 s default deadline.
-    let d = daemon(&[]);
+    // come anyway, and long before the deadline.
+    let d = daemon(&["-t", FAR]);
     let r = fetch(d.addr(), REQUEST_TEXT);
     assert_served(&r, "22-byte request without NUL");
     assert!(
-        r.elapsed < Duration::from_secs(1),
+        r.elapsed < PROMPT,
         "answer without NUL took {:?}: it must not wait for a NUL or for the deadline",
         r.elapsed
     );
@@ -244,7 +247,7 @@ fn request_then_half_close_is_answered() {
 
 #[test]
 fn eof_in_the_middle_of_the_request_is_closed_promptly() {
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let start = Instant::now();
     let mut s = connect(d.addr());
     s.write_all(b"<policy-file-req").unwrap();
@@ -252,7 +255,7 @@ fn eof_in_the_middle_of_the_request_is_closed_promptly() {
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "prefix then FIN");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < PROMPT,
         "a client that hung up must not be kept until the deadline: {:?}",
         start.elapsed()
     );
@@ -260,8 +263,8 @@ fn eof_in_the_middle_of_the_request_is_closed_promptly() {
 
 #[test]
 fn junk_gets_no_policy_and_is_closed_promptly() {
-    // Default deadline (3 s): junk must be closed at once, long before it.
-    let d = daemon(&[]);
+    // Junk must be closed at once, long before the deadline.
+    let d = daemon(&["-t", FAR]);
     let junk: &[(&str, &[u8])] = &[
         ("HTTP request", b"GET / HTTP/1.0\r\n\r\n"),
         ("space before />", b"<policy-file-request />\0"),
@@ -283,7 +286,7 @@ fn junk_gets_no_policy_and_is_closed_promptly() {
         let r = fetch(d.addr(), bytes);
         assert_closed_without_policy(&r, what);
         assert!(
-            r.elapsed < Duration::from_secs(1),
+            r.elapsed < PROMPT,
             "{what}: junk must be closed promptly, took {:?}",
             r.elapsed
         );
@@ -296,7 +299,7 @@ fn junk_gets_no_policy_and_is_closed_promptly() {
 fn junk_after_a_valid_prefix_is_rejected_at_the_differing_byte() {
     // The client sends a good prefix, then a wrong byte, and keeps the connection open:
     // the server must close at once, not wait for the deadline.
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let mut s = connect(d.addr());
     s.write_all(b"<policy-").unwrap();
     thread::sleep(Duration::from_millis(50)); // pacing only
@@ -305,17 +308,18 @@ fn junk_after_a_valid_prefix_is_rejected_at_the_differing_byte() {
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "prefix then a wrong byte");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < PROMPT,
         "rejection took {:?}",
         start.elapsed()
     );
 }
 
 /// Connects and sends nothing; returns how long the daemon took to close, having
-/// checked that it sent nothing.
+/// checked that it sent nothing. The client waits up to 15 s, so that a late close is
+/// reported by the caller's bound, not by the client's timeout.
 fn silent_client_closed_after(addr: SocketAddr) -> Duration {
     let start = Instant::now();
-    let mut s = connect(addr);
+    let mut s = connect_timeout(addr, Duration::from_secs(15));
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "silent client");
     start.elapsed()
@@ -326,7 +330,7 @@ fn idle_client_is_closed_after_the_timeout() {
     let d = daemon(&["-t", "0.5"]);
     let t = silent_client_closed_after(d.addr());
     assert!(
-        t >= Duration::from_millis(400) && t <= Duration::from_millis(2500),
+        t >= Duration::from_millis(400) && t <= Duration::from_secs(4),
         "idle client closed after {t:?}, expected 0.5 s (1 s on Linux: the kernel's shortest deferral)"
     );
 }
@@ -337,11 +341,12 @@ fn a_silent_client_is_closed_at_the_timeout_counting_its_time_in_the_kernel() {
     // of its 4 s (the kernel's waits are 1, 3, 7 … s), then reaches the daemon, which
     // must close it 1 s later. Without the kernel's 3 s counted it would be closed at
     // 7 s; when the daemon asked the kernel for the whole 4 s (rounded up to 7 s), at 11 s.
+    // The upper bound leaves a busy machine 2.5 s and stays below those 7 s.
     let mut d = daemon(&["-t", "4"]);
     let t = silent_client_closed_after(d.addr());
     assert!(
-        t >= Duration::from_millis(3900) && t <= Duration::from_millis(5500),
-        "silent client closed after {t:?}, expected 4 s"
+        t >= Duration::from_millis(3900) && t <= Duration::from_millis(6500),
+        "silent client closed after {t:?}, expected 4 s (7 s or more: the kernel's wait not counted)"
     );
     let line = d.stop();
     assert!(line.contains(" timed_out=1 "), "{line}");
@@ -357,7 +362,7 @@ fn stalled_partial_request_is_closed_after_the_timeout() {
     let t = start.elapsed();
     assert_closed_without_policy(&r, "stalled prefix");
     assert!(
-        t >= Duration::from_millis(400) && t <= Duration::from_millis(2500),
+        t >= Duration::from_millis(400) && t <= Duration::from_secs(4),
         "stalled client closed after {t:?}, expected about 0.5 s"
     );
 }
@@ -386,8 +391,8 @@ fn trickling_client_is_cut_off_by_the_whole_connection_deadline() {
     trickler.join().unwrap();
     assert_closed_without_policy(&r, "trickling client");
     assert!(
-        t >= Duration::from_millis(800) && t <= Duration::from_millis(2500),
-        "trickling client cut off after {t:?}, expected about 1 s"
+        t >= Duration::from_millis(800) && t <= Duration::from_secs(4),
+        "trickling client cut off after {t:?}, expected about 1 s (4.4 s for the whole request)"
     );
 }
 

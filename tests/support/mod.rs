@@ -293,8 +293,9 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.try_status() {
-                // Give the drain thread a moment to collect the last lines.
-                self.wait_stderr_closed(Duration::from_secs(2));
+                // Let the drain thread collect the last lines (at once, unless the
+                // machine is very busy).
+                self.wait_stderr_closed(Duration::from_secs(5));
                 return Some(s);
             }
             if Instant::now() >= deadline {
@@ -339,7 +340,7 @@ impl Daemon {
     pub fn stop(&mut self) -> String {
         self.signal("TERM");
         self.expect_exit(0, EXIT);
-        self.expect_line("stopped:", Duration::from_secs(2))
+        self.expect_line("stopped:", Duration::from_secs(5))
     }
 }
 

@@ -26,15 +26,6 @@ fn hold(addr: SocketAddr, n: usize, prefix: &[u8]) -> Vec<TcpStream> {
         .collect()
 }
 
-/// Counters from the `stopped:` line.
-fn counter(line: &str, name: &str) -> u64 {
-    let key = format!("{name}=");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-}
-
 #[test]
 fn stalled_clients_do_not_hold_the_workers() {
     // Two workers, a 20 s deadline: if stalled clients held workers, the real clients

@@ -12,17 +12,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
-fn expected() -> Vec<u8> {
-    let mut v = POLICY_FILE.to_vec();
-    v.push(0);
-    v
-}
-
 fn assert_policy(addr: SocketAddr) {
     let got = fetch_policy(addr);
-    assert!(got == expected(), "served {}", show(&got));
+    assert!(got == fixture_reply(), "served {}", show(&got));
 }
 
 /// Polls a pid file until it holds `pid` and a newline.
@@ -144,7 +136,7 @@ fn stop_finishes_the_connection_in_flight() {
     s.write_all(&REQUEST[13..]).expect("finish the request");
     let r = read_to_end(&mut s);
     assert!(
-        r.bytes == expected(),
+        r.bytes == fixture_reply(),
         "in-flight client must be served after the stop signal, got {} ({:?})",
         show(&r.bytes),
         r.end
@@ -408,7 +400,7 @@ fn counters_and_per_connection_debug_lines() {
     let served_peer = s.local_addr().unwrap().to_string();
     s.write_all(REQUEST).unwrap();
     let r = read_to_end(&mut s);
-    assert!(r.bytes == expected() && r.end == End::Eof, "{r:?}");
+    assert!(r.bytes == fixture_reply() && r.end == End::Eof, "{r:?}");
 
     // Rejected.
     let mut s = connect(addr);
@@ -535,7 +527,11 @@ fn rust_log_wins_over_quiet_and_verbose() {
     let mut d = Daemon::spawn(cmd);
     let served = poll(READY, || try_fetch(addr, REQUEST));
     let served = served.unwrap_or_else(|| panic!("daemon never served:\n{}", d.stderr()));
-    assert!(served.bytes == expected(), "served {}", show(&served.bytes));
+    assert!(
+        served.bytes == fixture_reply(),
+        "served {}",
+        show(&served.bytes)
+    );
     d.signal("TERM");
     d.expect_exit(0, EXIT);
     assert!(

@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// The policy fixture every test here serves, exactly as on disk.
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
-/// What the daemon must send for it: the file plus exactly one NUL (protocol.md §2).
-fn expected() -> Vec<u8> {
-    let mut v = POLICY_FILE.to_vec();
-    v.push(0);
-    v
-}
-
 /// What "at once" means here: far above what a busy machine needs to answer, far below
 /// [`FAR`], the deadline of the daemons whose promptness is measured. A server that
 /// waited for the deadline (or for a NUL that never comes) would take 20 s.
@@ -42,10 +32,10 @@ fn daemon(extra: &[&str]) -> Daemon {
 /// Asserts a reply is exactly the policy and the server closed cleanly.
 fn assert_served(r: &Reply, what: &str) {
     assert!(
-        r.bytes == expected(),
+        r.bytes == fixture_reply(),
         "{what}: got {}, expected {}",
         show(&r.bytes),
-        show(&expected())
+        show(&fixture_reply())
     );
     assert_eq!(
         r.end,
@@ -120,10 +110,10 @@ fn the_reply_comes_whole_in_the_first_read() {
     let mut buf = vec![0u8; 64 * 1024];
     let n = std::io::Read::read(&mut s, &mut buf).expect("first read");
     assert!(
-        buf[..n] == expected()[..],
+        buf[..n] == fixture_reply()[..],
         "first read returned {}, expected the whole reply {}",
         show(&buf[..n]),
-        show(&expected())
+        show(&fixture_reply())
     );
 }
 
@@ -183,8 +173,8 @@ fn late_nul_after_the_reply_still_gives_eof_not_reset() {
     let d = daemon(&[]);
     let mut s = connect(d.addr());
     s.write_all(REQUEST_TEXT).unwrap();
-    let got = read_exact_n(&mut s, expected().len());
-    assert!(got == expected(), "reply {}", show(&got));
+    let got = read_exact_n(&mut s, fixture_reply().len());
+    assert!(got == fixture_reply(), "reply {}", show(&got));
     // The NUL arrives after the server has answered (and maybe shut down its side).
     s.write_all(b"\0").expect("send late NUL");
     let r = read_to_end(&mut s);
@@ -212,8 +202,8 @@ fn trailing_bytes_after_the_nul_still_give_the_policy_and_eof() {
     // After the reply has been read.
     let mut s = connect(d.addr());
     s.write_all(REQUEST_TEXT).unwrap();
-    let got = read_exact_n(&mut s, expected().len());
-    assert!(got == expected(), "reply {}", show(&got));
+    let got = read_exact_n(&mut s, fixture_reply().len());
+    assert!(got == fixture_reply(), "reply {}", show(&got));
     s.write_all(b"\0more junk after the NUL\n")
         .expect("send late bytes");
     let r = read_to_end(&mut s);
@@ -418,7 +408,7 @@ fn two_hundred_concurrent_clients_all_get_the_policy() {
                     return Err(format!("write: {e}"));
                 }
                 let r = read_to_end(&mut s);
-                if r.bytes != expected() || r.end != End::Eof {
+                if r.bytes != fixture_reply() || r.end != End::Eof {
                     return Err(format!("got {} ending {:?}", show(&r.bytes), r.end));
                 }
                 Ok(())

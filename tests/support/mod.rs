@@ -814,6 +814,17 @@ impl Drop for TempPath {
     }
 }
 
+/// `tests/fixtures/policy.xml`, the policy most daemon tests serve, exactly as on disk.
+pub const POLICY_FILE: &[u8] = include_bytes!("../fixtures/policy.xml");
+
+/// What the daemon must send for [`POLICY_FILE`]: the file plus exactly one NUL
+/// (protocol.md §2).
+pub fn fixture_reply() -> Vec<u8> {
+    let mut v = POLICY_FILE.to_vec();
+    v.push(0);
+    v
+}
+
 /// Absolute path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -831,6 +842,14 @@ pub fn parse_counters(line: &str) -> BTreeMap<String, u64> {
             Some((k.to_string(), v.trim_end_matches(',').parse().ok()?))
         })
         .collect()
+}
+
+/// The counter `name` of a `stopped:` line (panics with the line when it is missing).
+pub fn counter(line: &str, name: &str) -> u64 {
+    parse_counters(line)
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
 }
 
 /// Asserts the counters of a `stopped:` line, each of the six named in the contract.

@@ -5,7 +5,8 @@
                   NAME='CMD with {port}' NAME='...' ...
 
 Each round starts every server in turn (in its own session, as the shared harness
-does with `setsid`), on a free 127.0.0.1 port put in place of {port}, runs
+does with `setsid`), on a free 127.0.0.1 port put in place of {port} (checked to be
+the server's own listener, another port tried if not), runs
 target/release/flashpolicy-bench at each concurrency, stops it (SIGTERM to its
 session, SIGKILL after 5 s), and goes on to the next: rounds are interleaved, so a
 busy spell of the machine hits every server alike. Prints the median over the rounds
@@ -37,9 +38,51 @@ CLIENT = os.environ.get("AB_CLIENT") or os.path.join(
 
 
 def free_port():
+    """A port that was free a moment ago; start() copes with losing it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_inodes(port):
+    """Socket inodes of every TCP listener on `port` (IPv4 and IPv6), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in read(table).splitlines()[1:]:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f[9])
+    return inodes
+
+
+def owns_listener(pids, port):
+    """True when one of `pids` holds a listener on `port`, so that the server measured
+    is the one started, not a stranger that took the port first."""
+    if not os.path.exists("/proc/net/tcp"):
+        return True
+    targets = {"socket:[%s]" % i for i in listening_inodes(port)}
+    for pid in pids:
+        for fd in glob.glob("/proc/%d/fd/*" % pid):
+            try:
+                if os.readlink(fd) in targets:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def start(cmd, tries=5):
+    """Starts `cmd` on a free port in its own session; returns (process, port). A port
+    taken by someone else before the server bound it costs one more try."""
+    for _ in range(tries):
+        port = free_port()
+        proc = subprocess.Popen(["sh", "-c", "exec " + cmd.replace("{port}", str(port))],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        if wait_listening(port, proc) and owns_listener(session_pids(proc.pid), port):
+            return proc, port
+        stop(proc)
+    return None, None
 
 
 def session_pids(sid):
@@ -121,13 +164,10 @@ def main():
     results = {}
     for r in range(a.rounds):
         for name, cmd in servers:
-            port = free_port()
-            proc = subprocess.Popen(["sh", "-c", "exec " + cmd.replace("{port}", str(port))],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc, port = start(cmd)
+            if proc is None:
+                sys.exit("ab.py: %s did not listen on a free 127.0.0.1 port within 10 s (5 tries)" % name)
             try:
-                if not wait_listening(port, proc):
-                    sys.exit("ab.py: %s did not listen on 127.0.0.1:%d within 10 s" % (name, port))
                 for c in a.conc.split(","):
                     pids = session_pids(proc.pid)
                     t0 = sum(cpu_ticks(p) for p in pids)

@@ -16,7 +16,6 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -5,45 +5,91 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use flashpolicyd::bench::{self, Config, Mode, Report};
+use support::fake::{replying, replying_then_reset, Fake};
 use support::{run_cmd, Daemon, Output};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_flashpolicy-bench");
 const POLICY: &[u8] = b"<cross-domain-policy><allow-access-from domain=\"*\" to-ports=\"*\"/></cross-domain-policy>\0";
+/// The `-t` of a run against the daemon: one transaction's deadline.
+const TIMEOUT_SECS: u64 = 4;
+/// Every `err_KIND` key the RESULT line carries (the kinds of `client::Failure`).
+const FAILURES: [&str; 15] = [
+    "conn_refused",
+    "conn_timeout",
+    "conn_reset",
+    "conn_addrnotavail",
+    "fd_limit",
+    "conn_other",
+    "write",
+    "read_timeout",
+    "read_reset",
+    "read_other",
+    "empty_reply",
+    "bad_reply",
+    "no_nul",
+    "too_big",
+    "answered_junk",
+];
 
-fn config(mode: Mode, port: u16, clients: usize, secs: f64) -> Config {
-    let mut c = Config::new(mode, "127.0.0.1", port);
-    c.clients = clients;
-    c.duration = Duration::from_secs_f64(secs);
-    c.timeout = Duration::from_secs(4);
-    c
+/// A finished run of the binary: its output and the fields of its RESULT line.
+struct Run {
+    out: Output,
+    fields: BTreeMap<String, String>,
 }
 
-fn run(c: &Config) -> Report {
-    let t = Instant::now();
-    let r = bench::run(c).expect("bench run");
-    // Bounded: the duration, one transaction timeout, and the holders' wind-down.
-    assert!(t.elapsed() < c.duration + c.timeout + Duration::from_secs(5));
-    r
+impl Run {
+    /// The numeric field `key` (panics with the output if it is missing).
+    fn n(&self, key: &str) -> f64 {
+        num(&self.fields, key)
+    }
+
+    /// The summary and the RESULT line, for failure messages.
+    fn text(&self) -> String {
+        self.out.stdout_text()
+    }
 }
 
-fn assert_clean(r: &Report) {
-    assert_eq!(
-        r.tally.error_count(),
-        0,
-        "errors:\n{r}\n{}",
-        r.result_line()
-    );
-    assert_eq!(r.tally.resets, 0, "resets:\n{r}");
+/// Runs `flashpolicy-bench MODE -H 127.0.0.1 -p PORT -c CLIENTS -d SECS -t 4 EXTRA...`.
+fn bench(mode: &str, port: u16, clients: usize, secs: f64, extra: &[&str]) -> Run {
+    bench_t(mode, port, clients, secs, TIMEOUT_SECS, extra)
+}
+
+/// Like [`bench`] with `-t TIMEOUT`. Bounded: the duration, one transaction timeout
+/// and the holders' wind-down (5 s), plus 10 s for a busy machine to start it.
+fn bench_t(mode: &str, port: u16, clients: usize, secs: f64, timeout: u64, extra: &[&str]) -> Run {
+    let (port, clients) = (port.to_string(), clients.to_string());
+    let (secs_arg, timeout_arg) = (secs.to_string(), timeout.to_string());
+    let mut args = vec![
+        mode,
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-c",
+        &clients,
+        "-d",
+        &secs_arg,
+        "-t",
+        &timeout_arg,
+    ];
+    args.extend_from_slice(extra);
+    let limit = Duration::from_secs_f64(secs) + Duration::from_secs(timeout + 5 + 10);
+    let mut cmd = Command::new(BENCH);
+    cmd.args(&args);
+    let out = run_cmd(cmd, limit);
+    support::assert_no_panic(&out);
+    let fields = result_fields(&out);
+    Run { out, fields }
+}
+
+fn assert_clean(r: &Run) {
+    assert_eq!(r.n("errors"), 0.0, "errors:\n{}", r.text());
+    assert_eq!(r.n("resets"), 0.0, "resets:\n{}", r.text());
+    assert_eq!(r.out.code(), 0, "{:?}", r.out);
 }
 
 fn bench_cmd(args: &[&str]) -> Output {
@@ -57,7 +103,8 @@ fn result_fields(out: &Output) -> BTreeMap<String, String> {
     let last = text.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("RESULT "),
-        "last line is not RESULT:\n{text}"
+        "last line is not RESULT:\n{text}\nstderr:\n{}",
+        out.stderr
     );
     last.split_whitespace()
         .skip(1)
@@ -76,14 +123,13 @@ fn num(fields: &BTreeMap<String, String>, key: &str) -> f64 {
 #[test]
 fn one_second_at_four_clients_reports_a_rate_and_no_errors() {
     let d = Daemon::start_local(&[]);
-    let r = run(&config(Mode::Rate, d.port(), 4, 1.0));
+    let r = bench("rate", d.port(), 4, 1.0, &[]);
     assert_clean(&r);
-    assert!(r.rate() > 0.0 && r.tally.ok > 0, "{r}");
-    assert_eq!(r.clients_started, 4);
-    let l = &r.tally.latency;
-    assert_eq!(l.count(), r.tally.ok);
-    assert!(l.quantile_us(0.5) <= l.quantile_us(0.99) && l.quantile_us(0.99) <= l.max_us());
-    assert!(l.max_us() > 0);
+    assert!(r.n("rate") > 0.0 && r.n("ok") > 0.0, "{}", r.text());
+    assert_eq!(r.n("clients_started"), 4.0);
+    let (p50, p99, max) = (r.n("p50_us"), r.n("p99_us"), r.n("max_us"));
+    assert!(p50 <= p99 && p99 <= max, "{}", r.text());
+    assert!(max > 0.0, "{}", r.text());
 }
 
 #[test]
@@ -100,9 +146,8 @@ fn the_binary_prints_a_summary_and_a_complete_result_line() {
     assert_eq!(f["label"], "t1");
     assert!(num(&f, "ok") > 0.0 && num(&f, "rate") > 0.0);
     assert_eq!(num(&f, "errors"), 0.0);
-    for kind in bench::client::Failure::ALL {
-        assert!(f.contains_key(&format!("err_{}", kind.as_str())), "{f:?}");
-    }
+    let kinds: BTreeSet<&str> = f.keys().filter_map(|k| k.strip_prefix("err_")).collect();
+    assert_eq!(kinds, FAILURES.into_iter().collect(), "{f:?}");
     for key in [
         "p50_us",
         "p99_us",
@@ -118,61 +163,69 @@ fn the_binary_prints_a_summary_and_a_complete_result_line() {
 #[test]
 fn junk_is_closed_without_a_policy() {
     let d = Daemon::start_local(&[]);
-    let r = run(&config(Mode::Junk, d.port(), 3, 0.5));
-    assert_eq!(r.tally.error_count(), 0, "{r}");
-    assert_eq!(r.tally.ok, 0);
+    let r = bench("junk", d.port(), 3, 0.5, &[]);
+    assert_eq!(r.n("errors"), 0.0, "{}", r.text());
+    assert_eq!(r.n("ok"), 0.0);
     assert!(
-        r.tally.junk_ok >= 3,
-        "every junk payload at least once: {r}"
+        r.n("junk_ok") >= 3.0,
+        "every junk payload at least once: {}",
+        r.text()
     );
 }
 
 #[test]
 fn idle_connections_are_held_beside_the_clients() {
     let d = Daemon::start_local(&[]);
-    let mut c = config(Mode::Idle, d.port(), 2, 1.0);
-    c.held = 50;
-    let r = run(&c);
+    let r = bench("idle", d.port(), 2, 1.0, &["-k", "50"]);
     assert_clean(&r);
-    assert!(r.tally.ok > 0, "{r}");
-    let h = r.held.as_ref().expect("held report");
-    assert_eq!((h.target, h.open_start), (50, 50), "{r}");
-    assert!(h.opened >= 50, "{r}");
+    assert!(r.n("ok") > 0.0, "{}", r.text());
+    assert_eq!(
+        (r.n("held"), r.n("held_open_start")),
+        (50.0, 50.0),
+        "{}",
+        r.text()
+    );
+    assert!(r.n("held_opened") >= 50.0, "{}", r.text());
 }
 
 #[test]
 fn trickling_connections_are_reopened_after_the_server_closes_them() {
     // A 1 s deadline: the server gives up on each trickler after a byte or two.
     let d = Daemon::start_local(&["-t", "1"]);
-    let mut c = config(Mode::Trickle, d.port(), 2, 2.5);
-    c.held = 10;
-    let r = run(&c);
+    let r = bench("trickle", d.port(), 2, 2.5, &["-k", "10"]);
     assert_clean(&r);
-    assert!(r.tally.ok > 0, "{r}");
-    let h = r.held.as_ref().expect("held report");
-    assert!(h.tally.server_closed >= 10, "{r}");
-    assert!(h.tally.reopens >= 1 && h.opened > 10, "{r}");
-    assert_eq!(h.tally.replies, 0, "a partial request got a policy: {r}");
+    assert!(r.n("ok") > 0.0, "{}", r.text());
+    assert!(r.n("held_server_closed") >= 10.0, "{}", r.text());
+    assert!(
+        r.n("held_reopens") >= 1.0 && r.n("held_opened") > 10.0,
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        r.n("held_replies"),
+        0.0,
+        "a partial request got a policy: {}",
+        r.text()
+    );
 }
 
 #[test]
 fn mix_stops_at_max_conns_and_sends_its_share_of_junk() {
     let d = Daemon::start_local(&[]);
-    let mut c = config(Mode::Mix, d.port(), 2, 20.0);
-    c.held = 10;
-    c.max_conns = Some(200);
-    let r = run(&c);
+    let r = bench("mix", d.port(), 2, 20.0, &["-k", "10", "-n", "200"]);
     assert_clean(&r);
-    assert_eq!(r.tally.ok + r.tally.junk_ok, 200, "{r}");
+    assert_eq!(r.n("ok") + r.n("junk_ok"), 200.0, "{}", r.text());
     // Each client sends junk as every fourth of its own transactions: 48-50 of 200.
-    assert!((48..=50).contains(&r.tally.junk_ok), "{r}");
-    assert!(r.elapsed < Duration::from_secs(10), "{r}");
-    assert!(r.connections() >= 210, "{r}");
+    assert!((48.0..=50.0).contains(&r.n("junk_ok")), "{}", r.text());
+    // The budget, not the 20 s clock, ended the run.
+    assert!(r.n("elapsed_s") < 20.0, "{}", r.text());
+    assert!(r.n("connections") >= 210.0, "{}", r.text());
 }
 
 #[test]
 fn a_closed_port_is_counted_as_refused_and_exits_1() {
-    let port = support::free_port().to_string();
+    let closed = support::closed_port();
+    let port = closed.port().to_string();
     let out = bench_cmd(&["-p", &port, "-c", "1", "-d", "0.3"]);
     assert_eq!(out.code(), 1, "{out:?}");
     let f = result_fields(&out);
@@ -198,91 +251,37 @@ fn usage_errors_name_the_flag_and_exit_2() {
 // ---------------------------------------------------------------------------------------
 // Fake servers with one known flaw each
 
-/// Serves `reply` to every connection until dropped. With `read_first`, it waits for
-/// the whole 23-byte request; without, it answers as soon as the request arrives and
-/// closes with it unread, which makes the kernel send a reset (as nginx's `return`
-/// does).
-struct Fake {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Fake {
-    fn start(reply: &'static [u8], read_first: bool) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
-                let Ok((mut s, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(1));
-                    continue;
-                };
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                if read_first {
-                    let mut req = [0u8; 23];
-                    let _ = s.read_exact(&mut req);
-                } else {
-                    // Wait for the request without consuming it: closing with it
-                    // unread makes the kernel send a reset.
-                    let _ = s.peek(&mut [0u8; 1]);
-                }
-                let _ = s.write_all(reply);
-            }
-        });
-        Fake {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn config(&self, mode: Mode) -> Config {
-        let mut c = config(mode, self.addr.port(), 1, 0.4);
-        c.timeout = Duration::from_secs(2);
-        c
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// One client for 0.4 s against `fake`, with a 2 s transaction deadline.
+fn bench_fake(fake: &Fake, mode: &str) -> Run {
+    bench_t(mode, fake.port, 1, 0.4, 2, &[])
 }
 
 #[test]
 fn a_reply_that_ends_in_a_reset_is_good_but_counted() {
-    let fake = Fake::start(POLICY, false);
-    let r = run(&fake.config(Mode::Rate));
-    assert_eq!(r.tally.error_count(), 0, "{r}");
-    assert!(r.tally.ok > 0, "{r}");
-    assert_eq!(r.tally.resets, r.tally.ok, "{r}");
+    let fake = replying_then_reset(POLICY.to_vec());
+    let r = bench_fake(&fake, "rate");
+    assert_eq!(r.n("errors"), 0.0, "{}", r.text());
+    assert!(r.n("ok") > 0.0, "{}", r.text());
+    assert_eq!(r.n("resets"), r.n("ok"), "{}", r.text());
 }
 
 #[test]
 fn a_policy_without_its_nul_is_an_error() {
-    let fake = Fake::start(&POLICY[..POLICY.len() - 1], true);
-    let r = run(&fake.config(Mode::Rate));
-    assert_eq!(r.tally.ok, 0, "{r}");
-    let no_nul = r.tally.errors[bench::client::Failure::NoNul.index()];
-    assert!(no_nul > 0 && no_nul == r.tally.error_count(), "{r}");
+    let fake = replying(POLICY[..POLICY.len() - 1].to_vec());
+    let r = bench_fake(&fake, "rate");
+    assert_eq!(r.n("ok"), 0.0, "{}", r.text());
+    let no_nul = r.n("err_no_nul");
+    assert!(no_nul > 0.0 && no_nul == r.n("errors"), "{}", r.text());
+    assert_eq!(r.out.code(), 1, "nothing succeeded: {:?}", r.out);
 }
 
 #[test]
 fn junk_answered_with_a_policy_is_an_error() {
-    let fake = Fake::start(POLICY, false);
-    let r = run(&fake.config(Mode::Junk));
-    assert_eq!(r.tally.junk_ok, 0, "{r}");
-    let answered = r.tally.errors[bench::client::Failure::AnsweredJunk.index()];
-    assert!(answered > 0 && answered == r.tally.error_count(), "{r}");
+    let fake = replying_then_reset(POLICY.to_vec());
+    let r = bench_fake(&fake, "junk");
+    assert_eq!(r.n("junk_ok"), 0.0, "{}", r.text());
+    let answered = r.n("err_answered_junk");
+    assert!(answered > 0.0 && answered == r.n("errors"), "{}", r.text());
 }
 
 /// `scripts/ab.py`, the side-by-side A/B script, run for one short round against two

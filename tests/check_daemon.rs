@@ -1,81 +1,21 @@
 //! `flashpolicy-check` against the real daemon, started on 127.0.0.1 port 0: the two
 //! binaries must agree on the protocol and on the policy's meaning.
 
-mod check_support;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Instant;
-
-use check_support::*;
-
-/// The daemon, killed on drop.
-struct Daemon {
-    child: Child,
-    port: u16,
-    /// Its log up to and including the `listening on` line.
-    log: Vec<String>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::check::*;
+use support::{closed_port, Daemon, TempPath};
 
 /// Starts `flashpolicyd -p 0 -b 127.0.0.1 ARGS` and learns its port from the
 /// `listening on 127.0.0.1:PORT` log line.
 fn daemon(args: &[&str]) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flashpolicyd"))
-        .args(["-p", "0", "-b", "127.0.0.1"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flashpolicyd");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut daemon = Daemon {
-        child,
-        port: 0,
-        log: Vec::new(),
-    };
-    let deadline = Instant::now() + DEADLINE;
-    let mut seen = Vec::new();
-    while daemon.port == 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(line) => line,
-            Err(_) => panic!(
-                "flashpolicyd never said where it listens:\n{}",
-                seen.join("\n")
-            ),
-        };
-        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            daemon.port = digits.parse().unwrap_or(0);
-        }
-        seen.push(line);
-    }
-    daemon.log = seen;
-    // Keep draining the log so the daemon never blocks on a full pipe.
-    thread::spawn(move || while rx.recv().is_ok() {});
-    daemon
+    Daemon::start_local(args)
 }
 
 #[test]
 fn daemon_policy_is_valid_and_grants_what_it_says() {
     let d = daemon(&["-a", "*.example.com:9000-9100"]);
-    let port = d.port.to_string();
+    let port = d.port().to_string();
     let run = check(&["-H", "127.0.0.1", "-p", &port]);
     expect(&run, 0);
     assert!(run.stdout.contains("ended with one NUL"), "{}", run.stdout);
@@ -116,7 +56,7 @@ fn daemon_policy_is_valid_and_grants_what_it_says() {
 #[test]
 fn daemon_allow_all_default_grants_high_ports_only_from_a_high_port() {
     let d = daemon(&[]);
-    let port = d.port.to_string();
+    let port = d.port().to_string();
     let run = check(&[
         "-H",
         "127.0.0.1",
@@ -156,18 +96,20 @@ fn daemon_warns_per_port_and_players_disagree() {
          <site-control permitted-cross-domain-policies=\"all\"/>\n\
          <allow-access-from domain=\"*\" to-ports=\"*\"/>\n\
          </cross-domain-policy>\n";
-    let path = temp_file("site-control.xml", policy.as_bytes());
-    let d = daemon(&["-f", &path.to_string_lossy()]);
-    let port = d.port.to_string();
-    let warned = d.log.iter().any(|l| {
+    let path = TempPath::with_contents("site-control.xml", policy.as_bytes());
+    let d = daemon(&["-f", path.as_str()]);
+    let port = d.port().to_string();
+    let log = d.lines();
+    let warned = log.iter().any(|l| {
         l.contains("WARN")
             && l.contains(&format!("policy: port {port}:"))
             && l.contains("[lightspark: site-control-not-master]")
     });
-    assert!(warned, "{}", d.log.join("\n"));
+    assert!(warned, "{}", log.join("\n"));
     // A SWF connecting to the daemon's own port: Flash Player ignores the site-control
     // of a policy that is not the master; Lightspark voids it. Master: nothing there.
-    let master = closed_port().to_string();
+    let closed = closed_port();
+    let master = closed.port().to_string();
     let run = check(&[
         "-H",
         "127.0.0.1",

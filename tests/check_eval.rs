@@ -2,9 +2,11 @@
 //! port, the master's meta-policy, the low-port rule, `secure`, `--file`, and usage
 //! errors. Expected answers follow protocol.md §4–5.
 
-mod check_support;
+mod support;
 
-use check_support::*;
+use support::check::*;
+use support::fake::*;
+use support::{closed_port, TempPath};
 
 fn policy(body: &str) -> String {
     format!("<?xml version=\"1.0\"?>\n<cross-domain-policy>\n{body}\n</cross-domain-policy>\n")
@@ -24,8 +26,7 @@ fn remote(master: u16, domain: &str, to_port: u16) -> Run {
 }
 
 fn offline(body: &str, extra: &[&str]) -> Run {
-    let path = temp_file("policy.xml", policy(body).as_bytes());
-    let path = path.to_string_lossy().into_owned();
+    let path = TempPath::with_contents("policy.xml", policy(body).as_bytes());
     let mut args = vec!["--file", path.as_str()];
     args.extend_from_slice(extra);
     check(&args)
@@ -130,7 +131,8 @@ fn unreachable_master_still_falls_back() {
     let dest = policy_server(&policy(
         r#"<allow-access-from domain="www.example.com" to-ports="*"/>"#,
     ));
-    let run = remote(closed_port(), "www.example.com", dest.port);
+    let master = closed_port();
+    let run = remote(master.port(), "www.example.com", dest.port);
     // Allowed, but the player had to fall back past a missing master: WARNING.
     expect(&run, 1);
     assert!(
@@ -148,7 +150,8 @@ fn unreachable_master_still_falls_back() {
 
 #[test]
 fn nothing_anywhere_is_denied() {
-    let run = remote(closed_port(), "www.example.com", closed_port());
+    let (master, dest) = (closed_port(), closed_port());
+    let run = remote(master.port(), "www.example.com", dest.port());
     expect(&run, 2);
     assert!(run.first_line().contains("access denied"), "{}", run.stdout);
 }
@@ -231,8 +234,8 @@ fn offline_validation_without_a_question() {
         "{}",
         run.stdout
     );
-    let path = temp_file("bad.xml", b"<not-a-policy/>");
-    let run = check(&["--file", &path.to_string_lossy()]);
+    let path = TempPath::with_contents("bad.xml", b"<not-a-policy/>");
+    let run = check(&["--file", path.as_str()]);
     expect(&run, 2);
 }
 

@@ -3,13 +3,15 @@
 //! the exit codes of warnings against notes. The master plays port 843 (`-p`); the
 //! destination is a second fake server whose port is the question's `-P`.
 
-mod check_support;
+mod support;
 
 use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use check_support::*;
+use support::check::*;
+use support::closed_port;
+use support::fake::*;
 
 fn policy(body: &str) -> String {
     format!("<?xml version=\"1.0\"?>\n<cross-domain-policy>\n{body}\n</cross-domain-policy>\n")
@@ -347,7 +349,8 @@ fn lightspark_rule_no_low_port_rule() {
 #[test]
 fn lightspark_unreachable_master_falls_back() {
     let dest = dest_policy(r#"<allow-access-from domain="*" to-ports="*"/>"#);
-    let light = ask(closed_port(), dest.port, "lightspark", &[]);
+    let closed = closed_port();
+    let light = ask(closed.port(), dest.port, "lightspark", &[]);
     expect(&light, 1);
     has(&light, "access allowed");
 }
@@ -422,7 +425,8 @@ fn all_agreeing_players_print_no_difference() {
     let run = ask(master.port, dest.port, "all", &[]);
     expect(&run, 0);
     assert!(!run.stdout.contains("differs:"), "{}", run.stdout);
-    let run = ask(master.port, closed_port(), "all", &[]);
+    let closed = closed_port();
+    let run = ask(master.port, closed.port(), "all", &[]);
     expect(&run, 2);
     assert!(!run.stdout.contains("differs:"), "{}", run.stdout);
 }

@@ -12,8 +12,6 @@ use support::*;
 /// Short-lived runs (usage errors, `--check-config`) must finish well within this.
 const QUICK: Duration = Duration::from_secs(5);
 
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
 fn with_nul(doc: &[u8]) -> Vec<u8> {
     let mut v = doc.to_vec();
     v.push(0);
@@ -166,7 +164,7 @@ fn check_config_prints_the_exact_bytes_of_a_file_on_stdout() {
     assert_no_panic(&out);
     assert_eq!(out.code(), 0, "stderr:\n{}", out.stderr);
     assert!(
-        out.stdout == with_nul(POLICY_FILE),
+        out.stdout == fixture_reply(),
         "stdout {} must be the file plus one NUL",
         show(&out.stdout)
     );
@@ -197,7 +195,7 @@ fn check_config_does_not_bind() {
     assert_no_panic(&out);
     assert_eq!(out.code(), 0, "stderr:\n{}", out.stderr);
     assert!(
-        out.stdout == with_nul(POLICY_FILE),
+        out.stdout == fixture_reply(),
         "stdout {}",
         show(&out.stdout)
     );
@@ -208,7 +206,7 @@ fn file_is_served_byte_exact_with_one_nul() {
     let file = fixture("policy.xml");
     let d = Daemon::start_local(&["-f", &file]);
     let got = fetch_policy(d.addr());
-    assert!(got == with_nul(POLICY_FILE), "served {}", show(&got));
+    assert!(got == fixture_reply(), "served {}", show(&got));
 }
 
 #[test]

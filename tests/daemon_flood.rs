@@ -26,15 +26,6 @@ fn hold(addr: SocketAddr, n: usize, prefix: &[u8]) -> Vec<TcpStream> {
         .collect()
 }
 
-/// Counters from the `stopped:` line.
-fn counter(line: &str, name: &str) -> u64 {
-    let key = format!("{name}=");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-}
-
 #[test]
 fn stalled_clients_do_not_hold_the_workers() {
     // Two workers, a 20 s deadline: if stalled clients held workers, the real clients
@@ -87,7 +78,8 @@ fn trickling_clients_are_cut_at_the_whole_connection_deadline_by_the_waiting_roo
         assert_ne!(r.end, End::Timeout, "not closed by the server");
     }
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+    // About 1 s; 6 s leaves a busy machine room and stays within each client's wait.
+    assert!(took < Duration::from_secs(6), "closed only after {took:?}");
 }
 
 #[test]
@@ -122,8 +114,8 @@ fn clients_a_slow_round_trip_away_are_served_side_by_side_by_one_worker() {
     }
     let took = start.elapsed();
     assert!(
-        took < Duration::from_secs(8),
-        "40 slow clients took {took:?} with one worker: it waited for them"
+        took < Duration::from_secs(10),
+        "40 slow clients took {took:?} with one worker (12 s if it waited for each)"
     );
     let line = d.stop();
     assert_eq!(counter(&line, "served"), 41, "{line}");

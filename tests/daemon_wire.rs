@@ -14,15 +14,12 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// The policy fixture every test here serves, exactly as on disk.
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
-/// What the daemon must send for it: the file plus exactly one NUL (protocol.md §2).
-fn expected() -> Vec<u8> {
-    let mut v = POLICY_FILE.to_vec();
-    v.push(0);
-    v
-}
+/// What "at once" means here: far above what a busy machine needs to answer, far below
+/// [`FAR`], the deadline of the daemons whose promptness is measured. A server that
+/// waited for the deadline (or for a NUL that never comes) would take 20 s.
+const PROMPT: Duration = Duration::from_secs(5);
+/// `-t` for the tests of promptness: a deadline that [`PROMPT`] cannot reach.
+const FAR: &str = "20";
 
 /// A daemon on an OS-chosen loopback port serving the fixture, plus `extra` flags.
 fn daemon(extra: &[&str]) -> Daemon {
@@ -35,10 +32,10 @@ fn daemon(extra: &[&str]) -> Daemon {
 /// Asserts a reply is exactly the policy and the server closed cleanly.
 fn assert_served(r: &Reply, what: &str) {
     assert!(
-        r.bytes == expected(),
+        r.bytes == fixture_reply(),
         "{what}: got {}, expected {}",
         show(&r.bytes),
-        show(&expected())
+        show(&fixture_reply())
     );
     assert_eq!(
         r.end,
@@ -83,25 +80,21 @@ fn send_in_pieces(addr: SocketAddr, request: &[u8], pieces: &[usize], pause: Dur
 
 #[test]
 fn full_request_gets_the_file_and_one_nul_then_eof() {
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let r = fetch(d.addr(), REQUEST);
     assert_served(&r, "23-byte request");
-    assert!(
-        r.elapsed < Duration::from_secs(1),
-        "answer took {:?}",
-        r.elapsed
-    );
+    assert!(r.elapsed < PROMPT, "answer took {:?}", r.elapsed);
 }
 
 #[test]
 fn the_22_characters_without_nul_are_answered_at_once() {
     // The client keeps its write side open and never sends the NUL: the answer must
-    // come anyway, and well before the 3 s default deadline.
-    let d = daemon(&[]);
+    // come anyway, and long before the deadline.
+    let d = daemon(&["-t", FAR]);
     let r = fetch(d.addr(), REQUEST_TEXT);
     assert_served(&r, "22-byte request without NUL");
     assert!(
-        r.elapsed < Duration::from_secs(1),
+        r.elapsed < PROMPT,
         "answer without NUL took {:?}: it must not wait for a NUL or for the deadline",
         r.elapsed
     );
@@ -117,10 +110,10 @@ fn the_reply_comes_whole_in_the_first_read() {
     let mut buf = vec![0u8; 64 * 1024];
     let n = std::io::Read::read(&mut s, &mut buf).expect("first read");
     assert!(
-        buf[..n] == expected()[..],
+        buf[..n] == fixture_reply()[..],
         "first read returned {}, expected the whole reply {}",
         show(&buf[..n]),
-        show(&expected())
+        show(&fixture_reply())
     );
 }
 
@@ -180,8 +173,8 @@ fn late_nul_after_the_reply_still_gives_eof_not_reset() {
     let d = daemon(&[]);
     let mut s = connect(d.addr());
     s.write_all(REQUEST_TEXT).unwrap();
-    let got = read_exact_n(&mut s, expected().len());
-    assert!(got == expected(), "reply {}", show(&got));
+    let got = read_exact_n(&mut s, fixture_reply().len());
+    assert!(got == fixture_reply(), "reply {}", show(&got));
     // The NUL arrives after the server has answered (and maybe shut down its side).
     s.write_all(b"\0").expect("send late NUL");
     let r = read_to_end(&mut s);
@@ -209,8 +202,8 @@ fn trailing_bytes_after_the_nul_still_give_the_policy_and_eof() {
     // After the reply has been read.
     let mut s = connect(d.addr());
     s.write_all(REQUEST_TEXT).unwrap();
-    let got = read_exact_n(&mut s, expected().len());
-    assert!(got == expected(), "reply {}", show(&got));
+    let got = read_exact_n(&mut s, fixture_reply().len());
+    assert!(got == fixture_reply(), "reply {}", show(&got));
     s.write_all(b"\0more junk after the NUL\n")
         .expect("send late bytes");
     let r = read_to_end(&mut s);
@@ -244,7 +237,7 @@ fn request_then_half_close_is_answered() {
 
 #[test]
 fn eof_in_the_middle_of_the_request_is_closed_promptly() {
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let start = Instant::now();
     let mut s = connect(d.addr());
     s.write_all(b"<policy-file-req").unwrap();
@@ -252,7 +245,7 @@ fn eof_in_the_middle_of_the_request_is_closed_promptly() {
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "prefix then FIN");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < PROMPT,
         "a client that hung up must not be kept until the deadline: {:?}",
         start.elapsed()
     );
@@ -260,8 +253,8 @@ fn eof_in_the_middle_of_the_request_is_closed_promptly() {
 
 #[test]
 fn junk_gets_no_policy_and_is_closed_promptly() {
-    // Default deadline (3 s): junk must be closed at once, long before it.
-    let d = daemon(&[]);
+    // Junk must be closed at once, long before the deadline.
+    let d = daemon(&["-t", FAR]);
     let junk: &[(&str, &[u8])] = &[
         ("HTTP request", b"GET / HTTP/1.0\r\n\r\n"),
         ("space before />", b"<policy-file-request />\0"),
@@ -283,7 +276,7 @@ fn junk_gets_no_policy_and_is_closed_promptly() {
         let r = fetch(d.addr(), bytes);
         assert_closed_without_policy(&r, what);
         assert!(
-            r.elapsed < Duration::from_secs(1),
+            r.elapsed < PROMPT,
             "{what}: junk must be closed promptly, took {:?}",
             r.elapsed
         );
@@ -296,7 +289,7 @@ fn junk_gets_no_policy_and_is_closed_promptly() {
 fn junk_after_a_valid_prefix_is_rejected_at_the_differing_byte() {
     // The client sends a good prefix, then a wrong byte, and keeps the connection open:
     // the server must close at once, not wait for the deadline.
-    let d = daemon(&[]);
+    let d = daemon(&["-t", FAR]);
     let mut s = connect(d.addr());
     s.write_all(b"<policy-").unwrap();
     thread::sleep(Duration::from_millis(50)); // pacing only
@@ -305,19 +298,18 @@ fn junk_after_a_valid_prefix_is_rejected_at_the_differing_byte() {
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "prefix then a wrong byte");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < PROMPT,
         "rejection took {:?}",
         start.elapsed()
     );
 }
 
 /// Connects and sends nothing; returns how long the daemon took to close, having
-/// checked that it sent nothing.
+/// checked that it sent nothing. The client waits up to 15 s, so that a late close is
+/// reported by the caller's bound, not by the client's timeout.
 fn silent_client_closed_after(addr: SocketAddr) -> Duration {
     let start = Instant::now();
-    let mut s = connect(addr);
-    // Longer than any close the callers expect (at most 4 + 3 s), with slack.
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut s = connect_timeout(addr, Duration::from_secs(15));
     let r = read_to_end(&mut s);
     assert_closed_without_policy(&r, "silent client");
     start.elapsed()
@@ -328,7 +320,7 @@ fn idle_client_is_closed_after_the_timeout() {
     let d = daemon(&["-t", "0.5"]);
     let t = silent_client_closed_after(d.addr());
     assert!(
-        t >= Duration::from_millis(400) && t <= Duration::from_millis(2500),
+        t >= Duration::from_millis(400) && t <= Duration::from_secs(4),
         "idle client closed after {t:?}, expected 0.5 s (1 s on Linux: the kernel's shortest deferral)"
     );
 }
@@ -359,7 +351,7 @@ fn stalled_partial_request_is_closed_after_the_timeout() {
     let t = start.elapsed();
     assert_closed_without_policy(&r, "stalled prefix");
     assert!(
-        t >= Duration::from_millis(400) && t <= Duration::from_millis(2500),
+        t >= Duration::from_millis(400) && t <= Duration::from_secs(4),
         "stalled client closed after {t:?}, expected about 0.5 s"
     );
 }
@@ -388,8 +380,8 @@ fn trickling_client_is_cut_off_by_the_whole_connection_deadline() {
     trickler.join().unwrap();
     assert_closed_without_policy(&r, "trickling client");
     assert!(
-        t >= Duration::from_millis(800) && t <= Duration::from_millis(2500),
-        "trickling client cut off after {t:?}, expected about 1 s"
+        t >= Duration::from_millis(800) && t <= Duration::from_secs(4),
+        "trickling client cut off after {t:?}, expected about 1 s (4.4 s for the whole request)"
     );
 }
 
@@ -415,7 +407,7 @@ fn two_hundred_concurrent_clients_all_get_the_policy() {
                     return Err(format!("write: {e}"));
                 }
                 let r = read_to_end(&mut s);
-                if r.bytes != expected() || r.end != End::Eof {
+                if r.bytes != fixture_reply() || r.end != End::Eof {
                     return Err(format!("got {} ending {:?}", show(&r.bytes), r.end));
                 }
                 Ok(())

@@ -1,36 +1,17 @@
 //! systemd socket activation, black-box: the test binds a loopback listener and starts
 //! the daemon with it as descriptor 3 and `LISTEN_PID`/`LISTEN_FDS` set, as systemd
-//! does. Rust's `Command` cannot place a descriptor at 3 without `unsafe`, so a tiny
-//! shell does it: the listener arrives as stdin, `exec 3<&0 0</dev/null` moves it,
-//! and `exec` keeps the pid, so `LISTEN_PID=$$` names the daemon.
+//! does (see `support::activated` for how), and once under systemd's own tool.
 
 #![cfg(unix)]
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::*;
-
-const ACTIVATE: &str =
-    "exec 3<&0 0</dev/null; LISTEN_PID=$$; LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; \
-     exec \"$0\" \"$@\"";
-
-/// The daemon started by "systemd" with `stdin_as_fd3` as descriptor 3.
-fn activated(stdin_as_fd3: Stdio, args: &[&str]) -> Command {
-    let mut cmd = command_via(&["sh", "-c", ACTIVATE], args);
-    cmd.stdin(stdin_as_fd3);
-    cmd
-}
-
-fn loopback_listener() -> (Stdio, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = l.local_addr().unwrap();
-    (Stdio::from(OwnedFd::from(l)), addr)
-}
 
 #[test]
 fn serves_on_the_inherited_socket_instead_of_binding() {
@@ -116,8 +97,7 @@ fn have_socket_activate() -> bool {
 
 /// The real thing: `systemd-socket-activate -l ADDR` binds, and at the first
 /// connection starts the daemon with the socket as descriptor 3 and the `LISTEN_*`
-/// variables set (LISTEN_FDNAMES too). It binds a port we name: a free one, with the
-/// small race that implies.
+/// variables set (LISTEN_FDNAMES too).
 #[test]
 fn under_systemd_socket_activate() {
     if !have_socket_activate() {
@@ -127,17 +107,23 @@ fn under_systemd_socket_activate() {
         );
         return;
     }
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let pid_file = TempPath::new("activated.pid");
-    let listen = addr.to_string();
-    let mut cmd = command_via(
-        &["systemd-socket-activate", "-l", &listen],
-        &["-a", "*", "--pid-file", pid_file.as_str()],
+    // The tool cannot bind port 0: it is told a port, and tried again on another if
+    // that one was taken before it could bind it.
+    let (tool, addr) = spawn_on_a_free_port(
+        |addr| {
+            let mut cmd = command_via(
+                &["systemd-socket-activate", "-l", &addr.to_string()],
+                &["-a", "*", "--pid-file", pid_file.as_str()],
+            );
+            // command_via puts the daemon's path after the wrapper's arguments: exactly
+            // the `systemd-socket-activate -l ADDR PROGRAM ARGS…` form.
+            cmd.env_remove("LISTEN_PID");
+            cmd
+        },
+        "Listening on ",
+        "Address already in use",
     );
-    // command_via puts the daemon's path after the wrapper's arguments: exactly the
-    // `systemd-socket-activate -l ADDR PROGRAM ARGS…` form.
-    cmd.env_remove("LISTEN_PID");
-    let tool = Daemon::spawn(cmd);
     let reply = poll(READY, || try_fetch(addr, REQUEST))
         .unwrap_or_else(|| panic!("no reply from {addr}; stderr:\n{}", tool.stderr()));
     assert_eq!(reply.end, End::Eof, "{reply:?}");

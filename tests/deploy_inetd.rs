@@ -16,14 +16,6 @@ use std::time::Duration;
 
 use support::*;
 
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
-fn expected() -> Vec<u8> {
-    let mut v = POLICY_FILE.to_vec();
-    v.push(0);
-    v
-}
-
 /// Like inetd: accepts one client and starts the daemon with `args` on that socket
 /// (stdin, stdout and stderr). Returns the daemon and the client's end.
 fn start_under_inetd(args: &[&str]) -> (Daemon, TcpStream) {
@@ -50,7 +42,7 @@ fn serves_the_one_connection_on_stdin_and_exits_0() {
     client.write_all(REQUEST).unwrap();
     let reply = read_to_end(&mut client);
     assert_eq!(reply.end, End::Eof, "{reply:?}");
-    assert!(reply.bytes == expected(), "got {}", show(&reply.bytes));
+    assert!(reply.bytes == fixture_reply(), "got {}", show(&reply.bytes));
     d.expect_exit(0, EXIT);
 }
 
@@ -78,11 +70,11 @@ fn log_lines_go_to_the_log_file_only() {
         start_under_inetd(&["--inetd", "-f", &file, "-v", "--log-file", log.as_str()]);
     client.write_all(REQUEST).unwrap();
     let reply = read_to_end(&mut client);
-    assert!(reply.bytes == expected(), "got {}", show(&reply.bytes));
+    assert!(reply.bytes == fixture_reply(), "got {}", show(&reply.bytes));
     d.expect_exit(0, EXIT);
     let text = String::from_utf8_lossy(&log.read().expect("log file written")).into_owned();
     assert!(
-        text.contains(&format!("served {} bytes", expected().len())),
+        text.contains(&format!("served {} bytes", fixture_reply().len())),
         "{text}"
     );
 }
@@ -204,8 +196,7 @@ fn a_pipe_on_stdin_is_not_a_socket() {
 }
 
 /// The real thing: `systemd-socket-activate --inetd -a -l ADDR` accepts each
-/// connection and starts the daemon with it as stdin and stdout. It binds a port we
-/// name: a free one, with the small race that implies.
+/// connection and starts the daemon with it as stdin and stdout.
 #[test]
 fn under_systemd_socket_activate_inetd() {
     let installed = std::process::Command::new("systemd-socket-activate")
@@ -222,17 +213,29 @@ fn under_systemd_socket_activate_inetd() {
         );
         return;
     }
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let listen = addr.to_string();
     let file = fixture("policy.xml");
-    let tool = Daemon::spawn(command_via(
-        &["systemd-socket-activate", "--inetd", "-a", "-l", &listen],
-        &["--inetd", "-f", &file, "-vv"],
-    ));
+    // The tool cannot bind port 0: it is told a port, and tried again on another if
+    // that one was taken before it could bind it.
+    let (tool, addr) = spawn_on_a_free_port(
+        |addr| {
+            command_via(
+                &[
+                    "systemd-socket-activate",
+                    "--inetd",
+                    "-a",
+                    "-l",
+                    &addr.to_string(),
+                ],
+                &["--inetd", "-f", &file, "-vv"],
+            )
+        },
+        "Listening on ",
+        "Address already in use",
+    );
     for _ in 0..2 {
         let reply = poll(READY, || try_fetch(addr, REQUEST))
             .unwrap_or_else(|| panic!("no reply from {addr}; stderr:\n{}", tool.stderr()));
         assert_eq!(reply.end, End::Eof, "{reply:?}");
-        assert!(reply.bytes == expected(), "got {}", show(&reply.bytes));
+        assert!(reply.bytes == fixture_reply(), "got {}", show(&reply.bytes));
     }
 }

@@ -58,7 +58,7 @@ fn periodic_threads_stop_at_once_at_shutdown() {
     d.expect_exit(0, EXIT);
     let took = start.elapsed();
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(6),
         "stop took {took:?}; stderr:\n{}",
         d.stderr()
     );

@@ -13,14 +13,6 @@ use std::time::Duration;
 
 use support::*;
 
-const POLICY_FILE: &[u8] = include_bytes!("fixtures/policy.xml");
-
-fn expected() -> Vec<u8> {
-    let mut v = POLICY_FILE.to_vec();
-    v.push(0);
-    v
-}
-
 /// nobody's uid and gid, or a visible skip when the test cannot run here.
 fn nobody_as_root(test: &str) -> Option<(u32, u32)> {
     if !is_root() {
@@ -56,7 +48,7 @@ fn drops_to_nobody_uid_gid_and_groups_and_still_serves() {
     assert_eq!(gids, vec![gid; 4], "Gid: real, effective, saved, fs");
     assert_eq!(held, groups, "Groups:");
 
-    assert_eq!(fetch_policy(d.addr()), expected());
+    assert_eq!(fetch_policy(d.addr()), fixture_reply());
     d.stop();
 }
 

@@ -1,10 +1,17 @@
-//! Shared helpers for the black-box daemon tests: run the built `flashpolicyd`, watch its
+//! Shared helpers for the black-box tests: run the built `flashpolicyd`, watch its
 //! log lines with deadlines, talk to it over loopback, and clean up (processes and temp
-//! files) even when a test fails.
+//! files) even when a test fails. `check` runs the checker, `fake` starts fake policy
+//! servers with one known flaw each.
 //!
-//! Every wait here has a deadline; nothing sleeps in place of synchronisation.
+//! Every wait here has a deadline; nothing sleeps in place of synchronisation. No port
+//! is bound, closed and handed on: a test gets its port from a listener it keeps, from
+//! the daemon's `listening on` line, or (for a tool that insists on being told a port)
+//! from [`spawn_on_a_free_port`], which tries again when the port was taken meanwhile.
 
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod check;
+pub mod fake;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,6 +59,32 @@ pub fn command_via(wrapper: &[&str], args: &[&str]) -> Command {
     cmd.args(&wrapper[1..]).arg(BIN).args(args);
     prepare(&mut cmd);
     cmd
+}
+
+/// The shell that starts the daemon the way systemd's socket activation does: the
+/// listener arrives as stdin, `exec 3<&0 0</dev/null` moves it to descriptor 3 (Rust's
+/// `Command` cannot place a descriptor at 3 without `unsafe`), and `exec` keeps the
+/// pid, so `LISTEN_PID=$$` names the daemon.
+#[cfg(unix)]
+const ACTIVATE: &str =
+    "exec 3<&0 0</dev/null; LISTEN_PID=$$; LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; \
+     exec \"$0\" \"$@\"";
+
+/// The daemon with `args`, started by "systemd" with `stdin_as_fd3` as descriptor 3.
+#[cfg(unix)]
+pub fn activated(stdin_as_fd3: Stdio, args: &[&str]) -> Command {
+    let mut cmd = command_via(&["sh", "-c", ACTIVATE], args);
+    cmd.stdin(stdin_as_fd3);
+    cmd
+}
+
+/// A listener on 127.0.0.1 (port chosen by the OS), ready to hand to a child as a
+/// descriptor, and its address: the test knows the port without asking the daemon.
+#[cfg(unix)]
+pub fn loopback_listener() -> (Stdio, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = l.local_addr().unwrap();
+    (Stdio::from(std::os::fd::OwnedFd::from(l)), addr)
 }
 
 fn prepare(cmd: &mut Command) {
@@ -176,11 +209,19 @@ impl Daemon {
     /// Waits until a stderr line contains `needle` (plain substring); returns it, or
     /// `None` when the deadline passes or stderr closes first.
     pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_for_any_line(&[needle], timeout)
+    }
+
+    /// Like [`Daemon::wait_for_line`], for the first line containing any of `needles`.
+    pub fn wait_for_any_line(&self, needles: &[&str], timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let mut checked = 0;
         loop {
             let lines = self.lines();
-            if let Some(l) = lines[checked..].iter().find(|l| l.contains(needle)) {
+            let hit = lines[checked..]
+                .iter()
+                .find(|l| needles.iter().any(|n| l.contains(n)));
+            if let Some(l) = hit {
                 return Some(l.clone());
             }
             checked = lines.len();
@@ -252,8 +293,9 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.try_status() {
-                // Give the drain thread a moment to collect the last lines.
-                self.wait_stderr_closed(Duration::from_secs(2));
+                // Let the drain thread collect the last lines (at once, unless the
+                // machine is very busy).
+                self.wait_stderr_closed(Duration::from_secs(5));
                 return Some(s);
             }
             if Instant::now() >= deadline {
@@ -298,7 +340,7 @@ impl Daemon {
     pub fn stop(&mut self) -> String {
         self.signal("TERM");
         self.expect_exit(0, EXIT);
-        self.expect_line("stopped:", Duration::from_secs(2))
+        self.expect_line("stopped:", Duration::from_secs(5))
     }
 }
 
@@ -631,14 +673,74 @@ pub fn skip(test: &str, why: &str) {
     println!("SKIPPED {test}: {why}");
 }
 
-/// An unused loopback port at the moment of the call (for the few tests that cannot
-/// learn the port from the log; the small race is accepted there).
-pub fn free_port() -> u16 {
+/// A port where nothing listens, and where nothing can start listening while this
+/// lives: the local port of a connected client socket we keep open (a listener on that
+/// port would need to bind it, which conflicts with our socket; the kernel never hands
+/// it out for port 0 either). A connection to it is refused.
+pub struct ClosedPort {
+    port: u16,
+    _client: TcpStream,
+    _listener: TcpListener,
+}
+
+impl ClosedPort {
+    /// The port number.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A [`ClosedPort`] on 127.0.0.1.
+pub fn closed_port() -> ClosedPort {
+    closed_port_on("127.0.0.1".parse().unwrap()).expect("a closed port on 127.0.0.1")
+}
+
+/// A [`ClosedPort`] on `ip`; `None` when `ip` cannot be bound here (no IPv6 loopback).
+pub fn closed_port_on(ip: std::net::IpAddr) -> Option<ClosedPort> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).ok()?;
+    let client = TcpStream::connect(listener.local_addr().ok()?).ok()?;
+    Some(ClosedPort {
+        port: client.local_addr().ok()?.port(),
+        _client: client,
+        _listener: listener,
+    })
+}
+
+/// A loopback port that was free a moment ago. Private: its only user is
+/// [`spawn_on_a_free_port`], which copes with the port being taken in between.
+fn port_free_a_moment_ago() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// For a tool that must be told which port to bind and cannot take port 0 (such as
+/// `systemd-socket-activate -l`): picks a loopback port that was free a moment ago,
+/// spawns `make(addr)` (see [`Daemon::spawn`]) and waits until its stderr says
+/// `ready` (it has bound the port; no race is left) or `busy` (someone took the port
+/// in between, so try another). Panics with the log after 10 tries or when neither
+/// line comes within [`READY`].
+pub fn spawn_on_a_free_port(
+    make: impl Fn(SocketAddr) -> Command,
+    ready: &str,
+    busy: &str,
+) -> (Daemon, SocketAddr) {
+    let mut log = String::new();
+    for _ in 0..10 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port_free_a_moment_ago()));
+        let d = Daemon::spawn(make(addr));
+        match d.wait_for_any_line(&[ready, busy], READY) {
+            Some(line) if line.contains(ready) => return (d, addr),
+            Some(_) => log = d.stderr(),
+            None => panic!(
+                "neither {ready:?} nor {busy:?} within {READY:?}; stderr:\n{}",
+                d.stderr()
+            ),
+        }
+    }
+    panic!("10 free ports were all taken before the tool could bind them; last stderr:\n{log}");
 }
 
 /// Polls `f` every 10 ms until it returns `Some`, or the deadline passes.
@@ -749,6 +851,17 @@ impl Drop for TempDir {
     }
 }
 
+/// `tests/fixtures/policy.xml`, the policy most daemon tests serve, exactly as on disk.
+pub const POLICY_FILE: &[u8] = include_bytes!("../fixtures/policy.xml");
+
+/// What the daemon must send for [`POLICY_FILE`]: the file plus exactly one NUL
+/// (protocol.md §2).
+pub fn fixture_reply() -> Vec<u8> {
+    let mut v = POLICY_FILE.to_vec();
+    v.push(0);
+    v
+}
+
 /// Absolute path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -766,6 +879,14 @@ pub fn parse_counters(line: &str) -> BTreeMap<String, u64> {
             Some((k.to_string(), v.trim_end_matches(',').parse().ok()?))
         })
         .collect()
+}
+
+/// The counter `name` of a `stopped:` line (panics with the line when it is missing).
+pub fn counter(line: &str, name: &str) -> u64 {
+    parse_counters(line)
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
 }
 
 /// Asserts the counters of a `stopped:` line, each of the seven named in the contract.

@@ -1,12 +1,12 @@
 //! The load client's command line: getopts options, usage text, and the typed
-//! [`Config`] the rest of [`crate::bench`] reads. Every error names the flag and the
+//! [`Config`] the rest of the load client reads. Every error names the flag and the
 //! bad value; nothing here touches the network (the host is resolved by the runner).
 
 use std::time::Duration;
 
 use getopts::Options;
 
-use crate::error::{Error, Result};
+use flashpolicyd::{Error, Result};
 
 /// Port Flash Player asks first, and so the default `--port`.
 pub const DEFAULT_PORT: u16 = 843;
@@ -256,7 +256,7 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
 }
 
 fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
-    crate::cli::parse_seconds(flag, value, Duration::from_secs_f64(max))
+    flashpolicyd::cli::parse_seconds(flag, value, Duration::from_secs_f64(max))
 }
 
 /// Parses the arguments (without the program name).
@@ -268,7 +268,7 @@ fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
 pub fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
-        .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;
+        .map_err(|f| usage_err(flashpolicyd::cli::getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
     }

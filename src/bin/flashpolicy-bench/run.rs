@@ -1,16 +1,6 @@
-//! `flashpolicy-bench`: a load client for any Flash socket policy server. C client
-//! threads connect, send the request, read to EOF and close, back to back, for D
-//! seconds, optionally beside K held connections (idle or trickling); the run reports
-//! connections/s, latency, errors by kind and replies that ended in a reset.
-//!
-//! Flow: [`cli::parse`] → [`run`] (resolve, hold, measure with [`client::transact`]) →
-//! [`report::Report`]; `src/bin/flashpolicy-bench.rs` only calls [`main_with`].
-
-pub mod cli;
-pub mod client;
-pub mod held;
-pub mod net;
-pub mod report;
+//! One run of the load client: resolve the target, open the held connections, run the
+//! measuring clients until the duration or the connection budget is spent, and sum what
+//! every thread counted into a [`Report`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -18,10 +8,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-pub use cli::{Command, Config, Mode};
-use client::Kind;
-pub use report::Report;
+use flashpolicyd::{Error, Result};
+
+use crate::cli::{Config, Mode};
+use crate::client::{self, Kind};
+use crate::report::{self, Report};
+use crate::{held, net};
 
 /// Threads that open and service the held connections.
 const HOLDERS: usize = 4;
@@ -36,34 +28,6 @@ const ERROR_PAUSE: Duration = Duration::from_millis(1);
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Slack after the measured phase before the holders give up on their own.
 const HOLD_SLACK: Duration = Duration::from_secs(5);
-
-/// Runs `args` (without the program name): prints the summary and then the `RESULT`
-/// line on stdout, errors on stderr; returns the exit code (0 the run completed, 1
-/// nothing succeeded or it could not run, 2 usage error).
-pub fn main_with(args: &[String]) -> i32 {
-    let config = match cli::parse(args) {
-        Ok(Command::Run(c)) => c,
-        Ok(Command::Help(text)) | Ok(Command::Version(text)) => {
-            println!("{text}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("flashpolicy-bench: {e}");
-            return e.exit_code();
-        }
-    };
-    match run(&config) {
-        Ok(report) => {
-            print!("{report}");
-            println!("{}", report.result_line());
-            i32::from(!report.succeeded())
-        }
-        Err(e) => {
-            eprintln!("flashpolicy-bench: {e}");
-            e.exit_code()
-        }
-    }
-}
 
 /// Resolves `host` (a name, an IPv4 or IPv6 literal, brackets allowed) and `port`;
 /// the first address wins.
@@ -316,6 +280,47 @@ fn client_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flashpolicyd::request::REQUEST;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Against a well-behaved server in this process (read the request, answer, close),
+    /// a run stops at its budget and times every good reply exactly once. The binary's
+    /// behaviour against the daemon is tested in tests/bench_client.rs.
+    #[test]
+    fn every_good_reply_is_counted_and_timed_once() {
+        const N: usize = 20;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let server = thread::spawn(move || {
+            let (mut served, deadline) = (0, Instant::now() + Duration::from_secs(30));
+            while served < N && Instant::now() < deadline {
+                let Ok((mut s, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                s.set_nonblocking(false).expect("blocking");
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                let mut request = [0u8; REQUEST.len()];
+                s.read_exact(&mut request).expect("the request");
+                assert_eq!(&request, REQUEST);
+                s.write_all(b"<cross-domain-policy></cross-domain-policy>\0")
+                    .expect("reply");
+                served += 1;
+            }
+        });
+        let mut c = Config::new(Mode::Rate, "127.0.0.1", port);
+        (c.clients, c.max_conns) = (2, Some(N as u64));
+        c.duration = Duration::from_secs(60);
+        let r = run(&c).expect("run");
+        server.join().expect("server thread");
+        assert_eq!((r.tally.ok, r.tally.error_count()), (N as u64, 0), "{r}");
+        assert_eq!(r.tally.latency.count(), r.tally.ok, "{r}");
+        assert_eq!(r.tally.resets, 0, "{r}");
+        assert!(r.elapsed < c.duration, "the budget ended the run: {r}");
+    }
 
     #[test]
     fn mix_spreads_junk_evenly() {

@@ -6,9 +6,9 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::cli::Mode;
-use super::client::Failure;
-use super::held;
+use crate::cli::Mode;
+use crate::client::Failure;
+use crate::held;
 
 /// Values below this many microseconds get a bucket each.
 const EXACT: u64 = 128;

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::client::{classify_connect, contains, Failure, MARKER};
-use super::net;
-use crate::request::REQUEST;
+use crate::client::{classify_connect, contains, Failure, MARKER};
+use crate::net;
+use flashpolicyd::request::REQUEST;
 
 /// How often every held slot is serviced.
 pub const SWEEP: Duration = Duration::from_millis(250);

@@ -6,8 +6,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::net;
-use crate::request::REQUEST;
+use crate::net;
+use flashpolicyd::request::REQUEST;
 
 /// Every policy contains this; a reply without it is a bad reply.
 pub const MARKER: &[u8] = b"cross-domain-policy";

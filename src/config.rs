@@ -8,26 +8,26 @@ use std::time::Duration;
 use crate::policy::AllowSpec;
 
 /// Port Flash Player asks first for a socket policy.
-pub const DEFAULT_PORT: u16 = 843;
+pub(crate) const DEFAULT_PORT: u16 = 843;
 /// Whole-connection deadline: Flash gives up on port 843 after about 3 s.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest `--timeout` accepted.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Worker threads in the pool.
-pub const DEFAULT_WORKERS: usize = 16;
+pub(crate) const DEFAULT_WORKERS: usize = 16;
 /// Most workers accepted by `--workers`.
-pub const MAX_WORKERS: usize = 4096;
+pub(crate) const MAX_WORKERS: usize = 4096;
 /// Connections that may wait for a free worker before new ones are shed.
-pub const DEFAULT_MAX_PENDING: usize = 1024;
+pub(crate) const DEFAULT_MAX_PENDING: usize = 1024;
 /// Most `--max-pending` accepted.
-pub const MAX_MAX_PENDING: usize = 1_000_000;
+pub(crate) const MAX_MAX_PENDING: usize = 1_000_000;
 /// How often the `--file` policy is checked for changes (`--reload-interval`).
-pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the `--stats-file` is written when `--stats-interval` is not given: as
 /// often as Prometheus scrapes by default.
-pub const DEFAULT_STATS_FILE_INTERVAL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_STATS_FILE_INTERVAL: Duration = Duration::from_secs(15);
 /// Longest `--reload-interval` and `--stats-interval` accepted: one day.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// Where the served policy comes from: exactly one source.
 #[derive(Debug, Clone, PartialEq, Eq)]

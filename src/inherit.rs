@@ -9,13 +9,13 @@ use crate::error::{describe_io, Error, Result};
 use crate::sys;
 
 /// The first inherited descriptor (`SD_LISTEN_FDS_START`).
-pub const LISTEN_FDS_START: i32 = 3;
+pub(crate) const LISTEN_FDS_START: i32 = 3;
 /// Most inherited sockets accepted: a sanity bound on `LISTEN_FDS`.
-pub const MAX_LISTEN_FDS: usize = 64;
+pub(crate) const MAX_LISTEN_FDS: usize = 64;
 
 /// What the `LISTEN_*` environment says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Activation {
+pub(crate) enum Activation {
     /// No socket activation (no `LISTEN_PID`, or `LISTEN_FDS=0`): bind as configured.
     Off,
     /// `LISTEN_PID` names another process (the variables leaked from a parent that
@@ -37,7 +37,11 @@ pub enum Activation {
 }
 
 /// Interprets `LISTEN_PID` and `LISTEN_FDS` for the process `our_pid` (pure).
-pub fn interpret(listen_pid: Option<&str>, listen_fds: Option<&str>, our_pid: u32) -> Activation {
+pub(crate) fn interpret(
+    listen_pid: Option<&str>,
+    listen_fds: Option<&str>,
+    our_pid: u32,
+) -> Activation {
     let Some(pid) = listen_pid else {
         return Activation::Off;
     };
@@ -59,7 +63,7 @@ pub fn interpret(listen_pid: Option<&str>, listen_fds: Option<&str>, our_pid: u3
 /// Reads and removes `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES`. Call it before
 /// any thread starts (the environment is not thread-safe). Outside Unix there is no
 /// socket activation: always [`Activation::Off`], the environment untouched.
-pub fn take_from_env() -> Activation {
+pub(crate) fn take_from_env() -> Activation {
     if !cfg!(unix) {
         return Activation::Off;
     }
@@ -76,7 +80,7 @@ pub fn take_from_env() -> Activation {
 /// # Errors
 ///
 /// [`Error::Setup`] (exit 1) naming the descriptor that is not usable and why.
-pub fn listeners(count: usize) -> Result<Vec<TcpListener>> {
+pub(crate) fn listeners(count: usize) -> Result<Vec<TcpListener>> {
     sys::claim_inherited_listeners(LISTEN_FDS_START, count).map_err(|(fd, e)| {
         Error::Setup(format!(
             "socket activation: inherited descriptor {fd} {}",

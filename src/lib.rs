@@ -15,28 +15,29 @@
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod check;
 pub mod cli;
-pub mod config;
+mod config;
 mod conn;
 pub mod daemon;
 pub mod error;
 pub mod evaluate;
 #[cfg(target_os = "linux")]
 mod gate;
-pub mod inherit;
-pub mod logging;
-pub mod metrics;
-pub mod pidfile;
+mod inherit;
+mod logging;
+mod metrics;
+mod pidfile;
 pub mod policy;
-pub mod privilege;
-pub mod probe;
-pub mod reload;
+mod privilege;
+mod probe;
+mod reload;
 pub mod request;
-pub mod server;
-pub mod stats;
+mod server;
+mod stats;
 #[allow(unsafe_code)] // the OS seams: every unsafe block, each with its SAFETY line
-pub mod sys;
+mod sys;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use crate::config::Verbosity;
 use crate::error::{Error, Result};
 
 /// The level used when `RUST_LOG` is not set.
-pub fn level_for(verbosity: Verbosity) -> LevelFilter {
+pub(crate) fn level_for(verbosity: Verbosity) -> LevelFilter {
     match verbosity {
         Verbosity::Quiet => LevelFilter::Warn,
         Verbosity::Normal => LevelFilter::Info,
@@ -27,7 +27,7 @@ pub fn level_for(verbosity: Verbosity) -> LevelFilter {
 /// # Errors
 ///
 /// [`Error::Io`] naming the file.
-pub fn open_log_file(path: &Path) -> Result<File> {
+pub(crate) fn open_log_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -40,7 +40,7 @@ pub fn open_log_file(path: &Path) -> Result<File> {
 const REOPEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An open `--log-file`, with its path so that it can be reopened after rotation.
-pub struct LogFile {
+pub(crate) struct LogFile {
     path: PathBuf,
     file: File,
 }
@@ -51,7 +51,7 @@ impl LogFile {
     /// # Errors
     ///
     /// [`Error::Io`] naming the file.
-    pub fn open(path: &Path) -> Result<LogFile> {
+    pub(crate) fn open(path: &Path) -> Result<LogFile> {
         Ok(LogFile {
             path: path.to_path_buf(),
             file: open_log_file(path)?,
@@ -62,7 +62,7 @@ impl LogFile {
 /// Appends one line, formatted like the logger's, straight to the file at `path`:
 /// for errors that happen where no logger may be installed yet and stderr must stay
 /// silent (under `--inetd`). Failures are ignored: there is nowhere left to report them.
-pub fn append_line(path: &Path, level: Level, message: &str) {
+pub(crate) fn append_line(path: &Path, level: Level, message: &str) {
     if let Ok(mut f) = open_log_file(path) {
         let line = format!("{} {level} {message}\n", timestamp(SystemTime::now()));
         let _ = f.write_all(line.as_bytes());
@@ -75,7 +75,7 @@ pub fn append_line(path: &Path, level: Level, message: &str) {
 /// # Errors
 ///
 /// [`Error::Setup`] if a logger was already installed.
-pub fn init(verbosity: Verbosity, file: Option<LogFile>) -> Result<()> {
+pub(crate) fn init(verbosity: Verbosity, file: Option<LogFile>) -> Result<()> {
     let mut b = env_logger::Builder::new();
     match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
@@ -181,7 +181,7 @@ impl Write for LineFile {
 }
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

@@ -18,7 +18,7 @@ use crate::stats::{Ending, Snapshot};
 
 /// Everything the textfile shows at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample<'a> {
+pub(crate) struct Sample<'a> {
     /// The connection counters.
     pub counters: Snapshot,
     /// Size of the policy served now, NUL included.
@@ -57,7 +57,7 @@ fn label_value(v: &str) -> String {
 
 /// The whole textfile: `# HELP` and `# TYPE` before each family, names prefixed
 /// `flashpolicyd_`, counters ending in `_total`, and a final line feed.
-pub fn render(s: &Sample<'_>) -> String {
+pub(crate) fn render(s: &Sample<'_>) -> String {
     let mut out = String::new();
     let outcomes: Vec<(String, u64)> = Ending::ALL
         .iter()
@@ -121,7 +121,7 @@ pub fn render(s: &Sample<'_>) -> String {
 
 /// The `--stats-file` and the temporary file beside it.
 #[derive(Debug, Clone)]
-pub struct StatsFile {
+pub(crate) struct StatsFile {
     path: PathBuf,
     temp: PathBuf,
 }
@@ -130,7 +130,7 @@ impl StatsFile {
     /// The file at `path`; nothing is written yet. The temporary file is
     /// `.NAME.tmp` in the same directory (a rename does not cross file systems; the
     /// textfile collector reads only `*.prom`, so it never sees the temporary file).
-    pub fn new(path: &Path) -> StatsFile {
+    pub(crate) fn new(path: &Path) -> StatsFile {
         let name = path.file_name().unwrap_or(path.as_os_str());
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
@@ -142,7 +142,7 @@ impl StatsFile {
     }
 
     /// The path it replaces.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -153,7 +153,7 @@ impl StatsFile {
     ///
     /// The `io::Error` of the step that failed (directory missing or not writable, the
     /// path is a directory, disk full...).
-    pub fn write(&self, text: &str) -> io::Result<()> {
+    pub(crate) fn write(&self, text: &str) -> io::Result<()> {
         let result = fs::File::create(&self.temp)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .and_then(|()| fs::rename(&self.temp, &self.path));
@@ -166,7 +166,7 @@ impl StatsFile {
 
 /// What the textfile shows of the policy, kept up to date by the reloader thread.
 #[derive(Debug, Default)]
-pub struct PolicyFigures {
+pub(crate) struct PolicyFigures {
     bytes: AtomicU64,
     /// Changed policies loaded and served.
     pub reloads: AtomicU64,
@@ -176,14 +176,14 @@ pub struct PolicyFigures {
 
 impl PolicyFigures {
     /// The figures at start: `policy` is served, nothing reloaded yet.
-    pub fn new(policy: &[u8]) -> PolicyFigures {
+    pub(crate) fn new(policy: &[u8]) -> PolicyFigures {
         let f = PolicyFigures::default();
         f.set_policy_bytes(policy);
         f
     }
 
     /// Records the size of the policy served from now on.
-    pub fn set_policy_bytes(&self, policy: &[u8]) {
+    pub(crate) fn set_policy_bytes(&self, policy: &[u8]) {
         let len = u64::try_from(policy.len()).unwrap_or(u64::MAX);
         self.bytes.store(len, Ordering::Relaxed);
     }
@@ -191,7 +191,7 @@ impl PolicyFigures {
 
 /// The daemon's `--stats-file`: where it goes and what it shows besides the counters.
 #[derive(Debug)]
-pub struct Textfile {
+pub(crate) struct Textfile {
     file: StatsFile,
     figures: Arc<PolicyFigures>,
     start_time: u64,
@@ -207,7 +207,7 @@ impl Textfile {
     /// # Errors
     ///
     /// [`Error::StatsFile`] naming the path when it cannot be written.
-    pub fn create(path: &Path, figures: &Arc<PolicyFigures>) -> Result<Textfile> {
+    pub(crate) fn create(path: &Path, figures: &Arc<PolicyFigures>) -> Result<Textfile> {
         let start_time = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -226,7 +226,7 @@ impl Textfile {
     }
 
     /// The path given to `--stats-file`.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
 
@@ -245,7 +245,7 @@ impl Textfile {
 
     /// Writes the file with `counters`; a failure is a warning (once, until a write
     /// succeeds again): the daemon goes on serving.
-    pub fn update(&self, counters: Snapshot) {
+    pub(crate) fn update(&self, counters: Snapshot) {
         let result = self.write(counters);
         let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
         match result {

@@ -19,13 +19,13 @@ use crate::sys;
 
 /// A pid file we wrote; [`PidFile::remove`] it on a clean stop.
 #[derive(Debug)]
-pub struct PidFile {
+pub(crate) struct PidFile {
     path: PathBuf,
     pid: u32,
 }
 
 /// Reads the pid recorded in `path`, if the file exists and holds one.
-pub fn read_pid(path: &Path) -> Option<u32> {
+pub(crate) fn read_pid(path: &Path) -> Option<u32> {
     let text = fs::read_to_string(path).ok()?;
     text.trim().parse().ok()
 }
@@ -37,7 +37,7 @@ impl PidFile {
     ///
     /// [`Error::Setup`] if the file names another live process; [`Error::Io`] naming
     /// the file if it cannot be written.
-    pub fn create(path: &Path) -> Result<PidFile> {
+    pub(crate) fn create(path: &Path) -> Result<PidFile> {
         let pid = std::process::id();
         if path.exists() && read_pid(path).is_none() {
             warn!("pid file {} holds no pid: replacing it", path.display());
@@ -88,7 +88,7 @@ impl PidFile {
 
     /// Removes the file if it still names this process. A failure is logged as a
     /// warning, never an error: the file is then stale and the next start takes it over.
-    pub fn remove(self) {
+    pub(crate) fn remove(self) {
         if read_pid(&self.path) == Some(self.pid) {
             if let Err(e) = fs::remove_file(&self.path) {
                 let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// The identity to switch to, resolved from the names given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The user name as found in the user database.
     pub user: String,
     /// The `--group` name as given, when there is one.
@@ -25,7 +25,7 @@ pub struct Target {
 
 /// The ids a process holds (what `getresuid`, `getresgid` and `getgroups` say).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Real, effective and saved uid.
     pub uids: [u32; 3],
     /// Real, effective and saved gid.
@@ -64,7 +64,7 @@ fn normalised(mut ids: Vec<u32>) -> Vec<u32> {
 /// # Errors
 ///
 /// A lowercase description of the first id that did not take.
-pub fn verify(target: &Target, now: &Identity) -> std::result::Result<(), String> {
+pub(crate) fn verify(target: &Target, now: &Identity) -> std::result::Result<(), String> {
     let names = ["real", "effective", "saved"];
     for (i, name) in names.iter().enumerate() {
         if now.uids[i] != target.uid {
@@ -85,7 +85,7 @@ pub fn verify(target: &Target, now: &Identity) -> std::result::Result<(), String
 }
 
 #[cfg(unix)]
-pub use unix::{check_can_switch, current, lookup, switch};
+pub(crate) use unix::{check_can_switch, lookup, switch};
 
 #[cfg(unix)]
 mod unix {
@@ -102,7 +102,7 @@ mod unix {
     ///
     /// [`Error::Usage`] (exit 2) `unknown user "x"` or `unknown group "x"`;
     /// [`Error::Setup`] when the user database cannot be read.
-    pub fn lookup(user: &str, group: Option<&str>) -> Result<Target> {
+    pub(crate) fn lookup(user: &str, group: Option<&str>) -> Result<Target> {
         let lookup_error = |e| Error::Setup(format!("cannot look up user \"{user}\": {e}"));
         let mut found = User::from_name(user).map_err(lookup_error)?;
         if found.is_none() {
@@ -146,7 +146,7 @@ mod unix {
     /// # Errors
     ///
     /// [`Error::Setup`] (exit 1) `cannot switch to user "x": not running as root`.
-    pub fn check_can_switch(target: &Target) -> Result<()> {
+    pub(crate) fn check_can_switch(target: &Target) -> Result<()> {
         if unistd::geteuid().is_root() {
             return Ok(());
         }
@@ -176,7 +176,7 @@ mod unix {
     /// # Errors
     ///
     /// [`Error::Setup`] (exit 1) naming the user and the step that failed or did not take.
-    pub fn switch(target: &Target) -> Result<()> {
+    pub(crate) fn switch(target: &Target) -> Result<()> {
         let fail = |what: String| {
             Error::Setup(format!("cannot switch to user \"{}\": {what}", target.user))
         };
@@ -215,7 +215,7 @@ mod unix {
     /// # Errors
     ///
     /// What the OS says.
-    pub fn current() -> nix::Result<Identity> {
+    pub(crate) fn current() -> nix::Result<Identity> {
         let (uids, gids) = saved_ids()?;
         let groups = unistd::getgroups()?;
         Ok(Identity {

@@ -12,20 +12,20 @@ use crate::request::REQUEST;
 
 /// Most bytes read from a reply: far above any sane policy, low enough that a server
 /// streaming garbage cannot make the checker hoard memory.
-pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// After the NUL, how long to keep reading to see whether more bytes follow it (within
 /// the deadline). A well-behaved server closes right after the NUL, so this is only
 /// spent on servers that keep the connection open.
-pub const TRAILING_GRACE: Duration = Duration::from_millis(200);
+pub(crate) const TRAILING_GRACE: Duration = Duration::from_millis(200);
 
 /// Bytes asked of each read: Lightspark's receive buffer, so that [`Probe::reads`]
 /// splits a reply where Lightspark would.
-pub const READ_CHUNK: usize = 4096;
+pub(crate) const READ_CHUNK: usize = 4096;
 
 /// How a probe ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The host name did not resolve (the resolver's words).
     Unresolved(String),
     /// The connection was refused.
@@ -53,7 +53,7 @@ pub enum End {
 
 /// Everything a probe learnt.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// `host:port` as asked (IPv6 literals in brackets).
     pub target: String,
     /// The address actually connected to, if any.
@@ -75,7 +75,7 @@ impl Probe {
     /// The policy document: the bytes before the first NUL, or everything when the
     /// server closed without one. `None` when the reply is unusable (nothing arrived,
     /// timeout, reset or oversize before a NUL).
-    pub fn document(&self) -> Option<&[u8]> {
+    pub(crate) fn document(&self) -> Option<&[u8]> {
         match self.end {
             End::Nul { .. } => {
                 let nul = self.received.iter().position(|&b| b == 0)?;
@@ -88,7 +88,7 @@ impl Probe {
 
     /// Why no document could be had, in words naming `host:port`; `None` when there is
     /// one.
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         if self.document().is_some() {
             return None;
         }
@@ -115,7 +115,7 @@ impl Probe {
 }
 
 /// Seconds with the fraction only when there is one: `3`, `0.5`.
-pub fn fmt_secs(d: Duration) -> String {
+pub(crate) fn fmt_secs(d: Duration) -> String {
     let s = format!("{:.3}", d.as_secs_f64());
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -136,7 +136,7 @@ impl fmt::Display for Probe {
 }
 
 /// `host:port`, with brackets around IPv6 literals.
-pub fn target_name(host: &str, port: u16) -> String {
+pub(crate) fn target_name(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -188,7 +188,7 @@ fn is_reset(e: &io::Error) -> bool {
 ///
 /// Never fails: every outcome, resolution and connection errors included, is
 /// described by the returned [`Probe`].
-pub fn probe(host: &str, port: u16, timeout: Duration) -> Probe {
+pub(crate) fn probe(host: &str, port: u16, timeout: Duration) -> Probe {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut probe = Probe {

@@ -16,7 +16,7 @@ use crate::policy::Policy;
 
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     dev: u64,
@@ -26,7 +26,7 @@ pub struct Stamp {
 impl Stamp {
     /// The stamp of the file at `path` (following symlinks), or `None` when it cannot
     /// be looked up (vanished, no permission).
-    pub fn of(path: &Path) -> Option<Stamp> {
+    pub(crate) fn of(path: &Path) -> Option<Stamp> {
         let m = std::fs::metadata(path).ok()?;
         #[cfg(unix)]
         let (dev, ino) = {
@@ -46,7 +46,7 @@ impl Stamp {
 
 /// What one [`Reloader::check`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
+pub(crate) enum Check {
     /// The stamp is the same as last time: nothing read.
     Unchanged,
     /// A new valid version is served now.
@@ -60,7 +60,7 @@ pub enum Check {
 }
 
 /// Watches one policy file; [`Reloader::check`] is called periodically.
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     last: Option<Stamp>,
     bytes: Arc<[u8]>,
@@ -72,7 +72,7 @@ impl Reloader {
     /// A watcher of `path`, whose version `stamp` (taken *before* it was read, so a
     /// change during the first read is seen) is being served as `policy`; `apply`
     /// installs new bytes (`Handle::set_policy`).
-    pub fn new(
+    pub(crate) fn new(
         path: &Path,
         stamp: Option<Stamp>,
         policy: &Policy,
@@ -90,7 +90,7 @@ impl Reloader {
     /// Looks at the file once and reloads it if it changed; logs what it did (info for
     /// a reload, with the size and digest; warn for a refused or vanished file, once
     /// per version).
-    pub fn check(&mut self) -> Check {
+    pub(crate) fn check(&mut self) -> Check {
         let now = Stamp::of(&self.path);
         if now == self.last {
             return Check::Unchanged;

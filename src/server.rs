@@ -69,7 +69,7 @@ struct Accept {
 }
 
 /// A bound server, ready to [`run`](Server::run).
-pub struct Server {
+pub(crate) struct Server {
     listeners: Vec<TcpListener>,
     workers: usize,
     shared: Arc<Shared>,
@@ -77,13 +77,13 @@ pub struct Server {
 
 /// Controls a running server from another thread (signal handler, reloader).
 #[derive(Clone)]
-pub struct Handle {
+pub(crate) struct Handle {
     shared: Arc<Shared>,
     listeners: Arc<Vec<TcpListener>>,
 }
 
 /// The addresses to listen on: the `--bind` list, or every IPv4 and IPv6 address.
-pub fn bind_addresses(config: &Config) -> Vec<SocketAddr> {
+pub(crate) fn bind_addresses(config: &Config) -> Vec<SocketAddr> {
     let ips: Vec<IpAddr> = if config.binds.is_empty() {
         vec![Ipv4Addr::UNSPECIFIED.into(), Ipv6Addr::UNSPECIFIED.into()]
     } else {
@@ -113,7 +113,7 @@ impl Server {
     /// # Errors
     ///
     /// [`Error::Bind`] naming the address and port that failed.
-    pub fn bind(config: &Config, policy: Arc<[u8]>) -> Result<Server> {
+    pub(crate) fn bind(config: &Config, policy: Arc<[u8]>) -> Result<Server> {
         let mut listeners = Vec::new();
         for addr in bind_addresses(config) {
             match sys::listen(addr) {
@@ -131,7 +131,7 @@ impl Server {
     }
 
     /// Serves on listeners made elsewhere (inherited sockets, tests).
-    pub fn from_listeners(
+    pub(crate) fn from_listeners(
         listeners: Vec<TcpListener>,
         config: &Config,
         policy: Arc<[u8]>,
@@ -151,7 +151,7 @@ impl Server {
     }
 
     /// The addresses actually bound (with the port the OS chose for port 0).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -163,7 +163,7 @@ impl Server {
     /// # Errors
     ///
     /// [`Error::Io`] if a listening socket cannot be duplicated.
-    pub fn handle(&self) -> Result<Handle> {
+    pub(crate) fn handle(&self) -> Result<Handle> {
         let mut clones = Vec::with_capacity(self.listeners.len());
         for l in &self.listeners {
             clones.push(
@@ -183,7 +183,7 @@ impl Server {
     /// # Errors
     ///
     /// [`Error::Setup`] if a thread cannot be started.
-    pub fn run(self) -> Result<Snapshot> {
+    pub(crate) fn run(self) -> Result<Snapshot> {
         // Before the pool, accept and gate threads are made: they inherit it. The one
         // tuning kept: alone it saves 22-32 % server CPU per connection
         // (docs/performance.md), by letting a woken worker wait for the accept thread's
@@ -273,7 +273,7 @@ fn start_gate(
 
 /// Raises the soft open-files limit to the hard one, and logs the result. Call it at
 /// start, before binding.
-pub fn raise_open_files_limit() {
+pub(crate) fn raise_open_files_limit() {
     match sys::raise_open_files_limit() {
         Some((old, new)) if new > old => info!("raised the open-files limit from {old} to {new}"),
         Some((_, limit)) => info!("open-files limit: {limit}"),
@@ -283,7 +283,7 @@ pub fn raise_open_files_limit() {
 
 impl Handle {
     /// Stops accepting; [`Server::run`] returns once the connections in flight are done.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         for l in self.listeners.iter() {
             sys::wake_accept(l);
@@ -291,7 +291,7 @@ impl Handle {
     }
 
     /// Replaces the served bytes; connections already answering keep the old ones.
-    pub fn set_policy(&self, bytes: Arc<[u8]>) {
+    pub(crate) fn set_policy(&self, bytes: Arc<[u8]>) {
         match self.shared.policy.write() {
             Ok(mut p) => *p = bytes,
             Err(poisoned) => *poisoned.into_inner() = bytes,
@@ -299,7 +299,7 @@ impl Handle {
     }
 
     /// The counters now.
-    pub fn stats(&self) -> Snapshot {
+    pub(crate) fn stats(&self) -> Snapshot {
         self.shared.stats.snapshot()
     }
 }
@@ -427,7 +427,7 @@ fn dispatch(pool: &ThreadPool, shared: &Arc<Shared>, conn: Conn) {
 
 /// The whole life of one connection made elsewhere (inetd's socket on stdin), within
 /// `timeout`, as a pool worker would serve it; the outcome is counted in `stats`.
-pub fn serve_connection(
+pub(crate) fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,

@@ -13,7 +13,7 @@ use crate::request::Outcome;
 /// Every accepted connection is counted exactly once, under one of the six [`Ending`]s;
 /// `fd_exhausted` counts failed `accept` calls, not connections.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Clients that got the policy.
     pub served: AtomicU64,
     /// Clients that sent bytes that are not the request, or closed part-way through it.
@@ -34,7 +34,7 @@ pub struct Stats {
 
 /// How one connection ended: each accepted connection is counted under exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// See [`Stats::served`].
     Served,
     /// See [`Stats::rejected`].
@@ -51,7 +51,7 @@ pub enum Ending {
 
 impl Ending {
     /// Every ending, in the order of the stats line.
-    pub const ALL: [Ending; 6] = [
+    pub(crate) const ALL: [Ending; 6] = [
         Ending::Served,
         Ending::Rejected,
         Ending::Empty,
@@ -61,7 +61,7 @@ impl Ending {
     ];
 
     /// Its name in the stats line and in the `outcome` label of the `--stats-file`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Ending::Served => "served",
             Ending::Rejected => "rejected",
@@ -74,7 +74,7 @@ impl Ending {
 
     /// A connection whose deadline passed (or that was evicted from the waiting room)
     /// after `received` request bytes: [`Ending::Empty`] when it sent none.
-    pub fn timed_out(received: usize) -> Ending {
+    pub(crate) fn timed_out(received: usize) -> Ending {
         if received == 0 {
             Ending::Empty
         } else {
@@ -89,7 +89,7 @@ impl Ending {
     /// A client that sent nothing is [`Ending::Empty`] whether it closed, timed out or
     /// reset the connection: that is what a TCP health check or a port scan does, and
     /// it says nothing about players.
-    pub fn of(outcome: &Outcome) -> Option<Ending> {
+    pub(crate) fn of(outcome: &Outcome) -> Option<Ending> {
         Some(match outcome {
             Outcome::Request { .. } => return None,
             Outcome::Junk { .. } => Ending::Rejected,
@@ -112,7 +112,7 @@ fn is_reset(e: &io::Error) -> bool {
 
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// See [`Stats::served`].
     pub served: u64,
     /// See [`Stats::rejected`].
@@ -131,12 +131,12 @@ pub struct Snapshot {
 
 impl Stats {
     /// Adds one to `counter`.
-    pub fn bump(counter: &AtomicU64) {
+    pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one connection that ended as `ending`.
-    pub fn count(&self, ending: Ending) {
+    pub(crate) fn count(&self, ending: Ending) {
         Stats::bump(self.counter(ending));
     }
 
@@ -152,7 +152,7 @@ impl Stats {
     }
 
     /// Reads every counter.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {
             served: r(&self.served),
@@ -168,7 +168,7 @@ impl Stats {
 
 impl Snapshot {
     /// The connections that ended as `ending`.
-    pub fn get(&self, ending: Ending) -> u64 {
+    pub(crate) fn get(&self, ending: Ending) -> u64 {
         match ending {
             Ending::Served => self.served,
             Ending::Rejected => self.rejected,
@@ -180,7 +180,8 @@ impl Snapshot {
     }
 
     /// Every connection accepted and finished: the sum over [`Ending::ALL`].
-    pub fn connections(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn connections(&self) -> u64 {
         Ending::ALL.iter().map(|&e| self.get(e)).sum()
     }
 }

@@ -18,7 +18,7 @@ const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAX
 
 /// The longest listen queue the kernel grants (`net.core.somaxconn`), for the log.
 #[cfg(target_os = "linux")]
-pub fn listen_queue_limit() -> Option<u32> {
+pub(crate) fn listen_queue_limit() -> Option<u32> {
     let text = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?;
     text.trim().parse().ok()
 }
@@ -36,7 +36,7 @@ pub fn listen_queue_limit() -> Option<u32> {
 ///
 /// What the OS says (address in use, permission denied, no IPv6...).
 #[cfg(unix)]
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use nix::sys::socket::{
         self as s, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
     };
@@ -73,7 +73,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Makes a thread blocked in `accept()` on `listener` return. On Linux, shutting down
 /// a listening socket does that; elsewhere (and as a fallback) we connect to it.
-pub fn wake_accept(listener: &TcpListener) {
+pub(crate) fn wake_accept(listener: &TcpListener) {
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -98,7 +98,7 @@ pub fn wake_accept(listener: &TcpListener) {
 /// True when SIGHUP was already ignored when we started (as under `nohup`). Must be
 /// called before any handler is installed.
 #[cfg(unix)]
-pub fn sighup_ignored() -> bool {
+pub(crate) fn sighup_ignored() -> bool {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: installing SIG_IGN runs no code in signal context; we put the previous
@@ -128,7 +128,7 @@ pub fn sighup_ignored() -> bool {
 ///
 /// What the OS says.
 #[cfg(unix)]
-pub fn ignore_sighup() -> io::Result<()> {
+pub(crate) fn ignore_sighup() -> io::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: SIG_IGN runs no code in signal context.
@@ -148,7 +148,7 @@ pub fn ignore_sighup() -> io::Result<()> {
 
 /// True if a process with this pid exists (even one we may not signal).
 #[cfg(unix)]
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     use nix::errno::Errno;
     let Ok(raw) = i32::try_from(pid) else {
         return false;
@@ -205,7 +205,7 @@ pub fn process_alive(_pid: u32) -> bool {
 ///
 /// What the OS says; `Unsupported` where the option does not exist.
 #[cfg(target_os = "linux")]
-pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Result<()> {
+pub(crate) fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Result<()> {
     use nix::libc;
     use std::os::fd::AsRawFd;
     let deferral = deferral_for(wait);
@@ -234,7 +234,7 @@ pub fn defer_accept(listener: &TcpListener, wait: std::time::Duration) -> io::Re
 /// `wait` (at least 1 s, at most an hour), so that the deferral and what is left of the
 /// deadline afterwards add up to `wait`.
 #[cfg(target_os = "linux")]
-pub fn deferral_for(wait: std::time::Duration) -> std::time::Duration {
+pub(crate) fn deferral_for(wait: std::time::Duration) -> std::time::Duration {
     let limit = wait.as_secs().min(3600);
     let (mut total, mut period) = (1, 2);
     while total + period <= limit {
@@ -257,7 +257,7 @@ pub fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::
 /// Raises the soft open-files limit to the hard limit. Returns `(old, new)` soft limits,
 /// or `None` where there is no such limit or it could not be read.
 #[cfg(unix)]
-pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     if soft >= hard {
@@ -271,7 +271,7 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
 
 /// The soft open-files limit now, where there is one.
 #[cfg(unix)]
-pub fn open_files_limit() -> Option<u64> {
+pub(crate) fn open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
     getrlimit(Resource::RLIMIT_NOFILE)
         .ok()
@@ -292,7 +292,7 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
 
 /// What [`batch_scheduling`] did for the calling thread.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Scheduling {
+pub(crate) enum Scheduling {
     /// Now `SCHED_BATCH`.
     Batch,
     /// Left alone: the thread runs under another policy than the default one (an
@@ -304,7 +304,7 @@ pub enum Scheduling {
 /// runs under the default policy: same share of the CPU, but waking it does not preempt
 /// the thread that woke it, so an accept thread hands several connections to a worker
 /// per context switch instead of one. Needs no privilege.
-pub fn batch_scheduling() -> io::Result<Scheduling> {
+pub(crate) fn batch_scheduling() -> io::Result<Scheduling> {
     #[cfg(target_os = "linux")]
     {
         use nix::libc;
@@ -378,7 +378,7 @@ pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> 
 
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
-pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
         use nix::libc;
@@ -409,7 +409,7 @@ fn not_usable(what: &str) -> io::Error {
 ///
 /// The descriptor at fault and why it is not usable (see [`inherited_listener`]).
 #[cfg(unix)]
-pub fn claim_inherited_listeners(
+pub(crate) fn claim_inherited_listeners(
     first: i32,
     count: usize,
 ) -> Result<Vec<TcpListener>, (i32, io::Error)> {
@@ -536,7 +536,9 @@ fn stream_family(fd: &std::os::fd::OwnedFd) -> io::Result<Option<nix::sys::socke
 /// `InvalidInput` with a readable reason when standard input is not a stream socket;
 /// `TimedOut` when no connection came in `wait` mode; what the OS says otherwise.
 #[cfg(unix)]
-pub fn stdin_connection(accept_within: std::time::Duration) -> io::Result<std::net::TcpStream> {
+pub(crate) fn stdin_connection(
+    accept_within: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
     use nix::sys::socket::{getsockopt, setsockopt, sockopt, AddressFamily};
     use nix::sys::time::{TimeVal, TimeValLike};
     use std::os::fd::AsFd;
@@ -608,7 +610,7 @@ pub fn stdin_connection(_accept_within: std::time::Duration) -> io::Result<std::
 ///
 /// What the OS says.
 #[cfg(unix)]
-pub fn detach_stdio() -> io::Result<()> {
+pub(crate) fn detach_stdio() -> io::Result<()> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

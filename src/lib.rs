@@ -19,7 +19,7 @@
 
 pub mod check;
 pub mod cli;
-mod config;
+pub mod config;
 mod conn;
 pub mod daemon;
 pub mod error;

@@ -25,6 +25,7 @@ pub(crate) struct Target {
 
 /// The ids a process holds (what `getresuid`, `getresgid` and `getgroups` say).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))] // privileges are dropped on Unix only
 pub(crate) struct Identity {
     /// Real, effective and saved uid.
     pub uids: [u32; 3],
@@ -53,6 +54,7 @@ fn list(ids: &[u32]) -> String {
 }
 
 /// Sorts and deduplicates a list of ids.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn normalised(mut ids: Vec<u32>) -> Vec<u32> {
     ids.sort_unstable();
     ids.dedup();
@@ -64,6 +66,7 @@ fn normalised(mut ids: Vec<u32>) -> Vec<u32> {
 /// # Errors
 ///
 /// A lowercase description of the first id that did not take.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn verify(target: &Target, now: &Identity) -> std::result::Result<(), String> {
     let names = ["real", "effective", "saved"];
     for (i, name) in names.iter().enumerate() {
@@ -310,7 +313,7 @@ mod unix {
 ///
 /// Always [`Error::Usage`] (exit 2) `--user is not available on Windows`.
 #[cfg(not(unix))]
-pub fn lookup(_user: &str, _group: Option<&str>) -> Result<Target> {
+pub(crate) fn lookup(_user: &str, _group: Option<&str>) -> Result<Target> {
     Err(not_here())
 }
 
@@ -320,7 +323,7 @@ pub fn lookup(_user: &str, _group: Option<&str>) -> Result<Target> {
 ///
 /// Always [`Error::Usage`].
 #[cfg(not(unix))]
-pub fn check_can_switch(_target: &Target) -> Result<()> {
+pub(crate) fn check_can_switch(_target: &Target) -> Result<()> {
     Err(not_here())
 }
 
@@ -330,7 +333,7 @@ pub fn check_can_switch(_target: &Target) -> Result<()> {
 ///
 /// Always [`Error::Usage`].
 #[cfg(not(unix))]
-pub fn switch(_target: &Target) -> Result<()> {
+pub(crate) fn switch(_target: &Target) -> Result<()> {
     Err(not_here())
 }
 

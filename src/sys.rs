@@ -25,7 +25,7 @@ pub(crate) fn listen_queue_limit() -> Option<u32> {
 
 /// Not known on this system.
 #[cfg(not(target_os = "linux"))]
-pub fn listen_queue_limit() -> Option<u32> {
+pub(crate) fn listen_queue_limit() -> Option<u32> {
     None
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 ///
 /// What the OS says.
 #[cfg(not(unix))]
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn sighup_ignored() -> bool {
 
 /// On non-Unix systems there is no SIGHUP.
 #[cfg(not(unix))]
-pub fn sighup_ignored() -> bool {
+pub(crate) fn sighup_ignored() -> bool {
     false
 }
 
@@ -142,7 +142,7 @@ pub(crate) fn ignore_sighup() -> io::Result<()> {
 ///
 /// Never.
 #[cfg(not(unix))]
-pub fn ignore_sighup() -> io::Result<()> {
+pub(crate) fn ignore_sighup() -> io::Result<()> {
     Ok(())
 }
 
@@ -166,7 +166,7 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 /// True if a process with this pid is running (Windows: it can be opened and has not
 /// exited).
 #[cfg(windows)]
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     type Handle = *mut core::ffi::c_void;
     const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
     const STILL_ACTIVE: u32 = 259;
@@ -193,7 +193,7 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// Without a way to ask, assume a recorded process is alive.
 #[cfg(not(any(unix, windows)))]
-pub fn process_alive(_pid: u32) -> bool {
+pub(crate) fn process_alive(_pid: u32) -> bool {
     true
 }
 
@@ -250,7 +250,7 @@ pub(crate) fn deferral_for(wait: std::time::Duration) -> std::time::Duration {
 ///
 /// Always `Unsupported`.
 #[cfg(not(target_os = "linux"))]
-pub fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
+pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
@@ -269,8 +269,8 @@ pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     }
 }
 
-/// The soft open-files limit now, where there is one.
-#[cfg(unix)]
+/// The soft open-files limit now (it sizes the Linux readiness gate).
+#[cfg(target_os = "linux")]
 pub(crate) fn open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
     getrlimit(Resource::RLIMIT_NOFILE)
@@ -278,15 +278,9 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
-/// No descriptor limit outside Unix.
-#[cfg(not(unix))]
-pub fn open_files_limit() -> Option<u64> {
-    None
-}
-
 /// No descriptor limit to raise outside Unix.
 #[cfg(not(unix))]
-pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     None
 }
 
@@ -294,6 +288,7 @@ pub fn raise_open_files_limit() -> Option<(u64, u64)> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Scheduling {
     /// Now `SCHED_BATCH`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Batch,
     /// Left alone: the thread runs under another policy than the default one (an
     /// operator's `chrt`, or systemd's `CPUSchedulingPolicy=`), or this is not Linux.
@@ -433,7 +428,7 @@ pub(crate) fn claim_inherited_listeners(
 ///
 /// Always `Unsupported`.
 #[cfg(not(unix))]
-pub fn claim_inherited_listeners(
+pub(crate) fn claim_inherited_listeners(
     first: i32,
     _count: usize,
 ) -> Result<Vec<TcpListener>, (i32, io::Error)> {
@@ -595,7 +590,9 @@ pub(crate) fn stdin_connection(
 ///
 /// Always `Unsupported`.
 #[cfg(not(unix))]
-pub fn stdin_connection(_accept_within: std::time::Duration) -> io::Result<std::net::TcpStream> {
+pub(crate) fn stdin_connection(
+    _accept_within: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "--inetd is not available on this system",
@@ -627,7 +624,7 @@ pub(crate) fn detach_stdio() -> io::Result<()> {
 ///
 /// Never.
 #[cfg(not(unix))]
-pub fn detach_stdio() -> io::Result<()> {
+pub(crate) fn detach_stdio() -> io::Result<()> {
     Ok(())
 }
 

@@ -72,7 +72,7 @@ impl Ending {
         }
     }
 
-    /// A connection whose deadline passed (or that was evicted from the waiting room)
+    /// A connection whose deadline passed (or that the readiness gate closed early)
     /// after `received` request bytes: [`Ending::Empty`] when it sent none.
     pub(crate) fn timed_out(received: usize) -> Ending {
         if received == 0 {

@@ -1,6 +1,8 @@
 //! The operating-system seams: the few things std does not expose (IPv6-only listening
-//! sockets, waking a blocked `accept`, SIGHUP under nohup, process liveness). Every
-//! `unsafe` block of the crate lives here. Non-Unix builds get portable fallbacks.
+//! sockets, `TCP_DEFER_ACCEPT`, waking a blocked `accept`, the reply sent with the FIN,
+//! `SCHED_BATCH`, descriptor limits, inherited sockets, SIGHUP under nohup, process
+//! liveness). Every `unsafe` block of the crate lives here (the one module with
+//! `#[allow(unsafe_code)]`). Non-Unix builds get portable fallbacks.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -10,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 /// silent connections: once they outnumber it, each new connection, real clients'
 /// included, is answered with a SYN cookie, which skips the deferral (with 1,024 here,
 /// 12 to 46 % of the real clients' connections beside 2,000 idle ones, and the idle
-/// ones beyond the queue accepted at once and held in the waiting room).
+/// ones beyond the queue accepted at once and held in the readiness gate).
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXALLOWABLE;
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "freebsd"))))]

@@ -191,7 +191,8 @@ fn run_server(
     if let (PolicySource::File(path), Some(every)) = (&config.policy, config.reload_interval) {
         let h = handle.clone();
         let f = Arc::clone(&figures);
-        let mut reloader = Reloader::new(path, stamp, policy, move |b| {
+        let ports: Vec<u16> = server.local_addrs().iter().map(|a| a.port()).collect();
+        let mut reloader = Reloader::new(path, stamp, policy, &ports, move |b| {
             f.set_policy_bytes(&b);
             h.set_policy(b);
         });

@@ -65,17 +65,21 @@ pub(crate) struct Reloader {
     last: Option<Stamp>,
     bytes: Arc<[u8]>,
     digest: String,
+    /// The ports it is served on, for the per-port warnings of a new version.
+    ports: Vec<u16>,
     apply: Box<dyn FnMut(Arc<[u8]>) + Send>,
 }
 
 impl Reloader {
     /// A watcher of `path`, whose version `stamp` (taken *before* it was read, so a
     /// change during the first read is seen) is being served as `policy`; `apply`
-    /// installs new bytes (`Handle::set_policy`).
+    /// installs new bytes (`Handle::set_policy`). A new version is checked, like the
+    /// first, against the listening `ports`.
     pub(crate) fn new(
         path: &Path,
         stamp: Option<Stamp>,
         policy: &Policy,
+        ports: &[u16],
         apply: impl FnMut(Arc<[u8]>) + Send + 'static,
     ) -> Reloader {
         Reloader {
@@ -83,6 +87,7 @@ impl Reloader {
             last: stamp,
             bytes: Arc::clone(policy.bytes()),
             digest: policy.digest().to_string(),
+            ports: ports.to_vec(),
             apply: Box::new(apply),
         }
     }
@@ -137,6 +142,9 @@ impl Reloader {
         for w in policy.warnings() {
             warn!("policy: {}", policy.locate(w));
         }
+        for line in crate::evaluate::lightspark::served_hazards(&policy, &self.ports) {
+            warn!("policy: {line}");
+        }
         (self.apply)(Arc::clone(policy.bytes()));
         self.bytes = Arc::clone(policy.bytes());
         self.digest = policy.digest().to_string();
@@ -179,7 +187,7 @@ mod tests {
         let policy = Policy::from_file(&path).unwrap();
         let served = Arc::new(Mutex::new(policy.bytes().to_vec()));
         let sink = Arc::clone(&served);
-        let mut r = Reloader::new(&path, stamp, &policy, move |b| {
+        let mut r = Reloader::new(&path, stamp, &policy, &[], move |b| {
             *sink.lock().unwrap() = b.to_vec();
         });
         assert_eq!(r.check(), Check::Unchanged);

@@ -116,6 +116,32 @@ fn good_bad_good_swaps_under_a_running_daemon() {
     d.stop();
 }
 
+/// A reloaded version is checked against the listening port like the first one: a
+/// site-control in a policy served from a port other than 843 voids it for Lightspark
+/// (protocol.md §7), so the reload warns, naming the port and the rule.
+#[test]
+fn a_reloaded_policy_gets_the_per_port_warnings() {
+    // Ports of 1024 and above: nothing to warn about on an unprivileged port.
+    let plain = b"<?xml version=\"1.0\"?>\n<cross-domain-policy>\n  \
+        <allow-access-from domain=\"a.example\" to-ports=\"8843\"/>\n</cross-domain-policy>\n";
+    let file = TempPath::with_contents("reload-ports.xml", plain);
+    let d = Daemon::start_local(&["-f", file.as_str(), "--reload-interval", "0.2"]);
+    let port = d.port();
+    let before = format!("policy: port {port}:");
+    assert!(!d.stderr().contains(&before), "{}", d.stderr());
+    let with_site_control = b"<?xml version=\"1.0\"?>\n<cross-domain-policy>\n  \
+        <site-control permitted-cross-domain-policies=\"all\"/>\n  \
+        <allow-access-from domain=\"a.example\" to-ports=\"8843\"/>\n</cross-domain-policy>\n";
+    replace_file(file.path(), with_site_control);
+    wait_served(&d, &served(with_site_control));
+    let warned = poll(PICKUP, || {
+        d.lines()
+            .into_iter()
+            .find(|l| l.contains(&before) && l.contains("site-control"))
+    });
+    assert!(warned.is_some(), "no per-port warning:\n{}", d.stderr());
+}
+
 #[test]
 fn a_vanished_file_keeps_the_old_policy_until_it_returns() {
     let (a, b) = (policy("a.example"), policy("b.example"));

@@ -28,14 +28,7 @@ use openmetrics_parser::{PrometheusType, PrometheusValue};
 use support::*;
 
 /// The connection counters, in the order of the stats line.
-const OUTCOMES: [&str; 6] = [
-    "served",
-    "rejected",
-    "empty",
-    "timed_out",
-    "io_errors",
-    "overflow",
-];
+const OUTCOMES: &[&str] = COUNTERS.split_at(6).0;
 
 /// Far above the time any change takes to show (intervals of 0.2 s, deadlines of 1 s).
 const SHOW_UP: Duration = Duration::from_secs(10);
@@ -130,7 +123,7 @@ fn every_connection_lands_in_exactly_one_outcome() {
     let want = one_of_each(d.addr(), 2);
     let line = d.stop();
     let got = parse_counters(&line);
-    for o in OUTCOMES {
+    for &o in OUTCOMES {
         assert_eq!(got.get(o), want.get(o), "{o} in {line:?}");
     }
     assert_eq!(got.get("fd_exhausted"), Some(&0), "{line}");
@@ -290,7 +283,7 @@ fn the_stats_file_shows_every_outcome_and_the_final_counters() {
 
     // Written before the daemon said it was listening: every counter at 0.
     let first = read_samples(&prom).expect("the stats file exists once the daemon listens");
-    for o in OUTCOMES {
+    for &o in OUTCOMES {
         assert_eq!(connections(&first, o), Some(0.0), "{o}: {first:?}");
     }
     let served = policy("a.example.com").len() as f64 + 1.0; // and its NUL
@@ -354,7 +347,7 @@ fn the_stats_file_shows_every_outcome_and_the_final_counters() {
     let line = d.stop();
     let last = read_samples(&prom).expect("the stats file after the stop");
     let stopped = parse_counters(&line);
-    for o in OUTCOMES {
+    for &o in OUTCOMES {
         assert_eq!(
             connections(&last, o),
             Some(stopped[o] as f64),

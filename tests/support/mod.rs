@@ -889,18 +889,23 @@ pub fn counter(line: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {line:?}"))
 }
 
+/// The counters of the stats and `stopped:` lines, in their order: the six outcomes of
+/// a connection (each connection lands in exactly one), then `fd_exhausted` (failed
+/// `accept` calls, not connections).
+pub const COUNTERS: [&str; 7] = [
+    "served",
+    "rejected",
+    "empty",
+    "timed_out",
+    "io_errors",
+    "overflow",
+    "fd_exhausted",
+];
+
 /// Asserts the counters of a `stopped:` line, each of the seven named in the contract.
 pub fn assert_counters(line: &str, expected: &[(&str, u64)]) {
     let got = parse_counters(line);
-    for name in [
-        "served",
-        "rejected",
-        "empty",
-        "timed_out",
-        "io_errors",
-        "overflow",
-        "fd_exhausted",
-    ] {
+    for name in COUNTERS {
         assert!(
             got.contains_key(name),
             "counter {name} missing from {line:?}"

@@ -3,6 +3,8 @@
 //! non-root daemon cannot switch (exit 1) unless it already is that user; the pid
 //! file written as root stays (with a warning) when the dropped daemon cannot remove it;
 //! the `--stats-file` is written as the user dropped to.
+//! The tests that start the binary as nobody start a copy nobody can reach
+//! ([`SharedBin`]): the checkout may be in a directory only root can enter.
 
 #![cfg(unix)]
 
@@ -24,6 +26,19 @@ fn nobody_as_root(test: &str) -> Option<(u32, u32)> {
         skip(test, "no user nobody in /etc/passwd");
     }
     ids
+}
+
+/// A copy of the binary nobody can execute (the checkout may be in a mode-700
+/// directory), or a visible skip.
+fn shared_bin(test: &str) -> Option<SharedBin> {
+    SharedBin::new()
+        .map_err(|why| {
+            skip(
+                test,
+                &format!("no copy of the binary nobody can run: {why}"),
+            )
+        })
+        .ok()
 }
 
 #[test]
@@ -129,7 +144,10 @@ fn a_non_root_daemon_cannot_switch_to_another_user() {
     let Some((uid, gid)) = nobody_as_root("non_root_switch") else {
         return;
     };
-    let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "root"]);
+    let Some(bin) = shared_bin("non_root_switch") else {
+        return;
+    };
+    let mut cmd = bin.command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "root"]);
     cmd.uid(uid).gid(gid);
     let out = run_cmd(cmd, Duration::from_secs(10));
     assert_eq!(out.code(), 1, "{out:?}");
@@ -144,7 +162,10 @@ fn a_non_root_daemon_already_that_user_runs() {
     let Some((uid, gid)) = nobody_as_root("already_that_user") else {
         return;
     };
-    let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "nobody"]);
+    let Some(bin) = shared_bin("already_that_user") else {
+        return;
+    };
+    let mut cmd = bin.command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "nobody"]);
     cmd.uid(uid).gid(gid);
     let mut d = Daemon::start_cmd(cmd, 1);
     d.expect_line("already running as nobody", READY);

@@ -667,10 +667,11 @@ pub fn sighup_ignored_here() -> bool {
         .unwrap_or(false)
 }
 
-/// Prints a visible skip notice (shown with `--nocapture`, and in the test's output).
+/// Prints a visible skip notice. Written to the process's stderr directly, which the
+/// test harness does not capture (it captures only `print!`/`eprint!`), so the line
+/// shows in a plain `make test` run, not only with `--nocapture`.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
-    println!("SKIPPED {test}: {why}");
+    let _ = writeln!(io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// A port where nothing listens, and where nothing can start listening while this
@@ -860,6 +861,75 @@ pub fn fixture_reply() -> Vec<u8> {
     let mut v = POLICY_FILE.to_vec();
     v.push(0);
     v
+}
+
+/// A copy of the daemon binary that another user can execute, for the tests that start
+/// it as `nobody`: the checkout may sit in a directory other users cannot enter (a
+/// fresh clone under /root or `mktemp -d`, mode 700). The copy is in a fresh mode-755
+/// directory in the temp directory, removed on drop.
+#[cfg(unix)]
+pub struct SharedBin {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+#[cfg(unix)]
+impl SharedBin {
+    /// Copies the binary, or says why other users could not execute a copy either
+    /// (a directory on the way to the temp directory they cannot enter).
+    pub fn new() -> Result<SharedBin, String> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = TempPath::new("bin").path().to_path_buf();
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let shared = SharedBin {
+            bin: dir.join("flashpolicyd"),
+            dir,
+        };
+        // The umask may have narrowed the mode given to mkdir.
+        fs::set_permissions(&shared.dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", shared.dir.display()))?;
+        for ancestor in shared.dir.ancestors().skip(1) {
+            let mode = fs::metadata(ancestor).map(|m| m.permissions().mode());
+            if !matches!(mode, Ok(m) if m & 0o001 != 0) {
+                return Err(format!(
+                    "other users cannot enter {} (on the way to the temp directory; set TMPDIR)",
+                    ancestor.display()
+                ));
+            }
+        }
+        // Copied by a child process: a file this process held open for writing would
+        // be inherited by the children other tests fork meanwhile, and exec'ing the
+        // copy would fail with ETXTBSY until they exec.
+        let copied = Command::new("cp")
+            .arg(BIN)
+            .arg(&shared.bin)
+            .status()
+            .map_err(|e| format!("cannot run cp: {e}"))?;
+        if !copied.success() {
+            return Err(format!("cp {BIN} {} failed", shared.bin.display()));
+        }
+        fs::set_permissions(&shared.bin, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", shared.bin.display()))?;
+        Ok(shared)
+    }
+
+    /// Like [`command`], running the copy.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args);
+        prepare(&mut cmd);
+        cmd
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SharedBin {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Absolute path of a file under `tests/fixtures/`.

@@ -13,7 +13,7 @@
 # Usage: scripts/deb-check.sh
 set -eu
 cd "$(dirname "$0")/.."
-smoke_name=deb-check
+smoke_name="deb-check"
 # shellcheck source=scripts/lib/smoke.sh
 . scripts/lib/smoke.sh
 
@@ -62,6 +62,7 @@ for bin in usr/sbin/flashpolicyd usr/bin/flashpolicy-check; do
         smoke_fail "/$bin in the package is not statically linked"
     fi
 done
+# shellcheck disable=SC2016 # a literal $ in the unit
 grep -q '^ExecStart=/usr/sbin/flashpolicyd \$FLASHPOLICYD_ARGS$' "$tmp/x/lib/systemd/system/flashpolicyd.service" ||
     smoke_fail "flashpolicyd.service does not run /usr/sbin/flashpolicyd with FLASHPOLICYD_ARGS"
 "$tmp/x/usr/sbin/flashpolicyd" --check-config -f "$tmp/x/etc/flashpolicyd/policy.xml" >/dev/null 2>&1 ||
@@ -131,8 +132,8 @@ else
             smoke_fail "no systemd here, yet dpkg -i started /usr/sbin/flashpolicyd (pid $pid)"
         fi
     done
-    [ -e /etc/rc2.d/S01flashpolicyd ] || ls /etc/rc2.d/ 2>/dev/null | grep -q 'flashpolicyd$' ||
-        smoke_fail "update-rc.d did not register /etc/init.d/flashpolicyd"
+    set -- /etc/rc2.d/S*flashpolicyd
+    [ -e "$1" ] || smoke_fail "update-rc.d did not register /etc/init.d/flashpolicyd"
     smoke_say "no systemd: nothing started, init script registered for boot"
     /etc/init.d/flashpolicyd configtest || smoke_fail "/etc/init.d/flashpolicyd configtest failed"
     # The packaged options, on a free loopback port: 843 may be in use on this host.
@@ -158,7 +159,8 @@ for f in /usr/sbin/flashpolicyd /etc/flashpolicyd /etc/default/flashpolicyd /etc
     /var/log/flashpolicyd.log /var/run/flashpolicyd.pid /lib/systemd/system/flashpolicyd.service; do
     [ ! -e "$f" ] || smoke_fail "dpkg --purge left $f"
 done
-! ls /etc/rc?.d 2>/dev/null | grep -q flashpolicyd || smoke_fail "dpkg --purge left boot links"
+set -- /etc/rc?.d/*flashpolicyd
+[ ! -e "$1" ] || smoke_fail "dpkg --purge left boot links: $*"
 ! getent passwd flashpolicyd >/dev/null || smoke_fail "dpkg --purge left the user flashpolicyd"
 ! getent group flashpolicyd >/dev/null || smoke_fail "dpkg --purge left the group flashpolicyd"
 smoke_say "dpkg --purge: files, user, group, /etc/flashpolicyd, log and boot links gone"

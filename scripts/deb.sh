@@ -75,6 +75,7 @@ unit_body() {
     echo "# flashpolicyd with socket activation: flashpolicyd.socket binds port 843 and the"
     echo "# daemon runs as the system user flashpolicyd, without any capability. Its options"
     echo "# are FLASHPOLICYD_ARGS in /etc/default/flashpolicyd; logs: journalctl -u flashpolicyd."
+    # shellcheck disable=SC2016 # $FLASHPOLICYD_ARGS is for systemd to expand
     unit_body scripts/systemd/flashpolicyd.service |
         sed -e 's|^ExecStart=/usr/sbin/flashpolicyd .*|EnvironmentFile=-/etc/default/flashpolicyd\nExecStart=/usr/sbin/flashpolicyd $FLASHPOLICYD_ARGS|' \
             -e 's|^DynamicUser=yes|User=flashpolicyd\nGroup=flashpolicyd|' \

@@ -21,13 +21,14 @@ mtime=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 sh scripts/static.sh
 
 mkdir -p "$out"
-stage=$(mktemp -d "$out/.stage.XXXXXX")
+stage=$(mktemp -d "$PWD/$out/.stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 # sums DIR: writes DIR/SHA256SUMS for every other file under DIR, by relative path.
 sums() {
     (cd "$1" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort |
-        while IFS= read -r f; do sha256sum "$f"; done >SHA256SUMS)
+        while IFS= read -r f; do sha256sum "$f"; done >"$stage/sums")
+    mv "$stage/sums" "$1/SHA256SUMS"
 }
 
 # --- the Linux tarball -----------------------------------------------------------------
@@ -64,6 +65,9 @@ mv "$tarball.tmp" "$tarball"
 echo "dist: $tarball ($(wc -c <"$tarball" | tr -d ' ') bytes)"
 
 # --- the Windows zip -------------------------------------------------------------------
+wname=flashpolicyd-$version-x86_64-windows
+zipfile=$out/$wname.zip
+rm -f "$zipfile" # no zip from an earlier run beside this tarball
 if [ "${DIST_WINDOWS:-yes}" = no ]; then
     echo "dist: windows zip skipped (DIST_WINDOWS=no)"
     exit 0
@@ -73,7 +77,6 @@ if ! sh scripts/windows/build.sh >"$stage/windows.log" 2>&1; then
     tail -n 5 "$stage/windows.log" >&2
     exit 0
 fi
-wname=flashpolicyd-$version-x86_64-windows
 wtop=$stage/$wname
 mkdir -p "$wtop/docs"
 for exe in flashpolicyd flashpolicy-check flashpolicy-bench; do
@@ -83,7 +86,5 @@ install -m 0644 README.md LICENSE LICENSE-MIT LICENSE-APACHE scripts/flashpolicy
 install -m 0644 docs/windows.md docs/deploying.md "$wtop/docs/"
 sums "$wtop"
 find "$wtop" -exec touch -h -d "@$mtime" {} +
-zipfile=$out/$wname.zip
-rm -f "$zipfile"
 (cd "$stage" && find "$wname" | LC_ALL=C sort | zip -q -X -@ "$OLDPWD/$zipfile")
 echo "dist: $zipfile ($(wc -c <"$zipfile" | tr -d ' ') bytes)"

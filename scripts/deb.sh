@@ -11,6 +11,8 @@
 # dynamic user. DEB_MAINTAINER overrides the Maintainer field.
 set -eu
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/package.sh
+. scripts/lib/package.sh
 
 command -v dpkg-deb >/dev/null 2>&1 || { echo "deb.sh: dpkg-deb is not installed (package dpkg)" >&2; exit 1; }
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
@@ -60,40 +62,7 @@ chmod 0644 "$doc/copyright"
 chmod 0644 "$doc/changelog.gz"
 
 # The system files, from scripts/ with this package's paths and user.
-debpaths() {
-    sed -e 's|/usr/local/sbin/|/usr/sbin/|g' -e 's|/usr/local/bin/|/usr/bin/|g' \
-        -e 's|/etc/flashpolicy\.xml|/etc/flashpolicyd/policy.xml|g' "$@"
-}
-install -d "$root/lib/systemd/system" "$root/etc/init.d" "$root/etc/default" \
-    "$root/etc/flashpolicyd" "$root/etc/logrotate.d"
-# unit_body FILE: the unit without its leading comment (which tells how to install it
-# by hand); each unit gets a header saying where the package takes its settings from.
-unit_body() {
-    debpaths "$1" | sed -n '/^\[Unit\]/,$p'
-}
-{
-    echo "# flashpolicyd with socket activation: flashpolicyd.socket binds port 843 and the"
-    echo "# daemon runs as the system user flashpolicyd, without any capability. Its options"
-    echo "# are FLASHPOLICYD_ARGS in /etc/default/flashpolicyd; logs: journalctl -u flashpolicyd."
-    # shellcheck disable=SC2016 # $FLASHPOLICYD_ARGS is for systemd to expand
-    unit_body scripts/systemd/flashpolicyd.service |
-        sed -e 's|^ExecStart=/usr/sbin/flashpolicyd .*|EnvironmentFile=-/etc/default/flashpolicyd\nExecStart=/usr/sbin/flashpolicyd $FLASHPOLICYD_ARGS|' \
-            -e 's|^DynamicUser=yes|User=flashpolicyd\nGroup=flashpolicyd|' \
-            -e '/^# systemd older than 232/,/^# nobody) instead\./d'
-} >"$root/lib/systemd/system/flashpolicyd.service"
-{
-    echo "# Socket activation for flashpolicyd: systemd listens on port 843 and hands the"
-    echo "# socket to flashpolicyd.service, which needs no privilege."
-    unit_body scripts/systemd/flashpolicyd.socket
-} >"$root/lib/systemd/system/flashpolicyd.socket"
-debpaths scripts/init.d/flashpolicyd |
-    sed -e 's|--user nobody|--user flashpolicyd|g' >"$root/etc/init.d/flashpolicyd"
-debpaths scripts/logrotate/flashpolicyd |
-    sed -e 's|create 0640 nobody adm|create 0640 flashpolicyd adm|' >"$root/etc/logrotate.d/flashpolicyd"
-install -m 0644 scripts/deb/default "$root/etc/default/flashpolicyd"
-install -m 0644 scripts/flashpolicy.xml "$root/etc/flashpolicyd/policy.xml"
-chmod 0644 "$root"/lib/systemd/system/* "$root/etc/logrotate.d/flashpolicyd"
-chmod 0755 "$root/etc/init.d/flashpolicyd"
+package_system_files "$root" /lib/systemd/system /etc/init.d /etc/default/flashpolicyd
 
 # Control area.
 install -d "$root/DEBIAN"

@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
 
-.PHONY: build run test lint release clean static install dist deb fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm fuzz bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -35,6 +35,10 @@ dist:
 # target/dist/flashpolicyd_VERSION_amd64.deb from the static binaries (dpkg-deb).
 deb:
 	CARGO="$(CARGO)" sh scripts/deb.sh
+
+# target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
+rpm:
+	CARGO="$(CARGO)" sh scripts/rpm.sh
 
 # The release binaries, man pages and examples into $(DESTDIR)$(PREFIX) (sbin, bin, share/).
 install: release

@@ -863,31 +863,25 @@ pub fn fixture_reply() -> Vec<u8> {
     v
 }
 
-/// A copy of the daemon binary that another user can execute, for the tests that start
-/// it as `nobody`: the checkout may sit in a directory other users cannot enter (a
-/// fresh clone under /root or `mktemp -d`, mode 700). The copy is in a fresh mode-755
-/// directory in the temp directory, removed on drop.
+/// A fresh directory of mode 755 in the temp directory, which other users (the daemon
+/// after `--user nobody`) can enter but not write; removed with its contents on drop.
 #[cfg(unix)]
-pub struct SharedBin {
+pub struct SharedDir {
     dir: PathBuf,
-    bin: PathBuf,
 }
 
 #[cfg(unix)]
-impl SharedBin {
-    /// Copies the binary, or says why other users could not execute a copy either
-    /// (a directory on the way to the temp directory they cannot enter).
-    pub fn new() -> Result<SharedBin, String> {
+impl SharedDir {
+    /// Creates the directory, or says why other users could not enter it (a directory
+    /// on the way to the temp directory they cannot enter, as with a private TMPDIR).
+    pub fn new() -> Result<SharedDir, String> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let dir = TempPath::new("bin").path().to_path_buf();
+        let dir = TempPath::new("shared").path().to_path_buf();
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let shared = SharedBin {
-            bin: dir.join("flashpolicyd"),
-            dir,
-        };
+        let shared = SharedDir { dir };
         // The umask may have narrowed the mode given to mkdir.
         fs::set_permissions(&shared.dir, fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("cannot chmod {}: {e}", shared.dir.display()))?;
@@ -900,20 +894,52 @@ impl SharedBin {
                 ));
             }
         }
+        Ok(shared)
+    }
+
+    /// A path in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A copy of the daemon binary that another user can execute, for the tests that start
+/// it as `nobody`: the checkout may sit in a directory other users cannot enter (a
+/// fresh clone under /root or `mktemp -d`, mode 700). The copy is in a [`SharedDir`].
+#[cfg(unix)]
+pub struct SharedBin {
+    _dir: SharedDir,
+    bin: PathBuf,
+}
+
+#[cfg(unix)]
+impl SharedBin {
+    /// Copies the binary, or says why other users could not execute a copy either.
+    pub fn new() -> Result<SharedBin, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = SharedDir::new()?;
+        let bin = dir.join("flashpolicyd");
         // Copied by a child process: a file this process held open for writing would
         // be inherited by the children other tests fork meanwhile, and exec'ing the
         // copy would fail with ETXTBSY until they exec.
         let copied = Command::new("cp")
             .arg(BIN)
-            .arg(&shared.bin)
+            .arg(&bin)
             .status()
             .map_err(|e| format!("cannot run cp: {e}"))?;
         if !copied.success() {
-            return Err(format!("cp {BIN} {} failed", shared.bin.display()));
+            return Err(format!("cp {BIN} {} failed", bin.display()));
         }
-        fs::set_permissions(&shared.bin, fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("cannot chmod {}: {e}", shared.bin.display()))?;
-        Ok(shared)
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", bin.display()))?;
+        Ok(SharedBin { _dir: dir, bin })
     }
 
     /// Like [`command`], running the copy.
@@ -922,13 +948,6 @@ impl SharedBin {
         cmd.args(args);
         prepare(&mut cmd);
         cmd
-    }
-}
-
-#[cfg(unix)]
-impl Drop for SharedBin {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -6,10 +6,12 @@
 #     otherwise a SKIPPED line says why).
 #  3. As root, with the package not installed: dpkg -i; the user exists and nothing
 #     was started (on a host without systemd); the init script starts the daemon with
-#     the options of /etc/default/flashpolicyd (on a free loopback port instead of 843,
-#     which may be taken), it runs as flashpolicyd and serves the installed policy to
-#     the installed checker; it stops; dpkg --purge removes the user, /etc/flashpolicyd,
-#     the log and the boot links. Otherwise a SKIPPED line says why.
+#     the options of /etc/default/flashpolicyd (edited, as an operator would, to a free
+#     loopback port instead of 843, which may be taken), it runs as flashpolicyd and
+#     serves the installed policy to the installed checker; installing the package
+#     again keeps the edit and restarts the daemon; it stops; dpkg --purge removes the
+#     user, /etc/flashpolicyd, the log and the boot links. Otherwise a SKIPPED line
+#     says why.
 # Usage: scripts/deb-check.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -136,21 +138,52 @@ else
     [ -e "$1" ] || smoke_fail "update-rc.d did not register /etc/init.d/flashpolicyd"
     smoke_say "no systemd: nothing started, init script registered for boot"
     /etc/init.d/flashpolicyd configtest || smoke_fail "/etc/init.d/flashpolicyd configtest failed"
-    # The packaged options, on a free loopback port: 843 may be in use on this host.
-    # shellcheck disable=SC1091
-    args=$(. /etc/default/flashpolicyd && echo "$FLASHPOLICYD_ARGS")
-    FLASHPOLICYD_ARGS="$args -p 0 -b 127.0.0.1" /etc/init.d/flashpolicyd start ||
-        smoke_fail "/etc/init.d/flashpolicyd start failed: $(cat /var/log/flashpolicyd.log)"
-    pid=$(cat /var/run/flashpolicyd.pid)
+    # An operator's edit of the conffile: a free loopback port (843 may be in use here).
+    sed -i 's|^FLASHPOLICYD_ARGS="\(.*\)"$|FLASHPOLICYD_ARGS="\1 -p 0 -b 127.0.0.1"|' /etc/default/flashpolicyd
+    grep -q '^FLASHPOLICYD_ARGS=".* -p 0 -b 127.0.0.1"$' /etc/default/flashpolicyd ||
+        smoke_fail "cannot edit FLASHPOLICYD_ARGS in /etc/default/flashpolicyd"
     smoke_log=/var/log/flashpolicyd.log
-    smoke_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$smoke_log" | head -n 1)
-    [ -n "$smoke_port" ] || smoke_fail "the daemon wrote its pid file but no listening line"
-    user=$(ps -o user= -p "$pid" | tr -d ' ')
-    [ "$user" = flashpolicyd ] || smoke_fail "the daemon runs as \"$user\", not flashpolicyd"
+    # started_by_init: the pid and port of the daemon the init script just started.
+    started_by_init() {
+        pid=$(cat /var/run/flashpolicyd.pid)
+        smoke_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$smoke_log" | tail -n 1)
+        [ -n "$smoke_port" ] || smoke_fail "the daemon wrote its pid file but no listening line"
+        user=$(ps -o user= -p "$pid" | tr -d ' ')
+        [ "$user" = flashpolicyd ] || smoke_fail "the daemon runs as \"$user\", not flashpolicyd"
+    }
+    /etc/init.d/flashpolicyd start || smoke_fail "/etc/init.d/flashpolicyd start failed: $(cat "$smoke_log")"
+    started_by_init
     smoke_fetch /usr/bin/flashpolicy-check
+    smoke_say "init script with /etc/default/flashpolicyd: pid $pid as flashpolicyd on port $smoke_port"
+    # The same package again, while it runs (dpkg's upgrade path): the edited conffile
+    # stays, and postinst restarts the daemon.
+    old_pid=$pid
+    dpkg -i --force-confold "$deb" </dev/null >"$tmp/dpkg.log" 2>&1 ||
+        { cat "$tmp/dpkg.log" >&2; smoke_fail "dpkg -i over the installed package failed"; }
+    grep -q -- '-p 0 -b 127.0.0.1"$' /etc/default/flashpolicyd || smoke_fail "the upgrade lost the edit of /etc/default/flashpolicyd"
+    started_by_init
+    # A policy-rc.d that forbids service actions (exit 101, as in Docker images) makes
+    # invoke-rc.d leave the daemon alone: then the old one must still serve.
+    policy=0
+    if [ -x /usr/sbin/policy-rc.d ]; then
+        /usr/sbin/policy-rc.d flashpolicyd restart >/dev/null 2>&1 || policy=$?
+    fi
+    if [ "$policy" = 101 ]; then
+        [ "$pid" = "$old_pid" ] || smoke_fail "policy-rc.d forbids it, yet the upgrade restarted the daemon"
+        smoke_fetch /usr/bin/flashpolicy-check
+        smoke_say "dpkg -i again (upgrade): conffile edit kept; policy-rc.d forbids service actions here (exit 101), so the old daemon (pid $pid) was left serving"
+        stops=1
+    else
+        [ "$pid" != "$old_pid" ] || smoke_fail "the upgrade did not restart the daemon (pid $pid)"
+        smoke_fetch /usr/bin/flashpolicy-check
+        smoke_say "dpkg -i again (upgrade): conffile edit kept, daemon restarted (pid $old_pid -> $pid)"
+        stops=2
+    fi
     /etc/init.d/flashpolicyd stop || smoke_fail "/etc/init.d/flashpolicyd stop failed"
-    grep -q 'INFO stopped: served=' "$smoke_log" || smoke_fail "no \`stopped:\` line in $smoke_log"
-    smoke_say "init script: started as flashpolicyd on port $smoke_port, served, stopped cleanly"
+    [ "$(grep -c 'INFO stopped: served=' "$smoke_log")" = "$stops" ] ||
+        smoke_fail "not $stops \`stopped:\` line(s) in $smoke_log"
+    ! /etc/init.d/flashpolicyd status >/dev/null 2>&1 || smoke_fail "the daemon still runs after stop"
+    smoke_say "init script: stopped cleanly"
 fi
 
 dpkg --purge flashpolicyd >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log" >&2; smoke_fail "dpkg --purge failed"; }

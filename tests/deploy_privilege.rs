@@ -224,8 +224,20 @@ fn the_stats_file_is_written_as_the_user_dropped_to() {
         return;
     };
     use std::os::unix::fs::MetadataExt;
-    let dir = TempDir::new("stats-nobody");
+    // Inside a directory nobody can enter: a private temp directory would hide it.
+    let shared = match SharedDir::new() {
+        Ok(shared) => shared,
+        Err(why) => {
+            return skip(
+                "stats_file_as_nobody",
+                &format!("no directory nobody can enter: {why}"),
+            )
+        }
+    };
+    let dir = shared.join("stats-nobody");
+    std::fs::create_dir(&dir).expect("create the stats directory");
     let prom = dir.join("flashpolicyd.prom");
+    let prom = prom.to_str().expect("temp path is UTF-8").to_string();
     // A directory only root may write in: root could, nobody cannot.
     let out = run(
         &[
@@ -250,7 +262,7 @@ fn the_stats_file_is_written_as_the_user_dropped_to() {
     );
     assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
 
-    std::os::unix::fs::chown(&dir.0, Some(uid), Some(gid)).expect("chown the directory");
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the directory");
     let mut d = Daemon::start_local(&["--user", "nobody", "--stats-file", &prom]);
     let meta = std::fs::metadata(&prom).expect("the stats file exists once listening");
     assert_eq!(

@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
 
-.PHONY: build run test lint release clean static install fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm fuzz bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -27,6 +27,18 @@ release:
 # Fully static x86_64 binaries (musl) for old hosts: target/x86_64-unknown-linux-musl/release/.
 static:
 	CARGO="$(CARGO)" sh scripts/static.sh
+
+# target/dist/flashpolicyd-VERSION-x86_64-linux-musl.tar.gz (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
+dist:
+	CARGO="$(CARGO)" sh scripts/dist.sh
+
+# target/dist/flashpolicyd_VERSION_amd64.deb from the static binaries (dpkg-deb).
+deb:
+	CARGO="$(CARGO)" sh scripts/deb.sh
+
+# target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
+rpm:
+	CARGO="$(CARGO)" sh scripts/rpm.sh
 
 # The release binaries, man pages and examples into $(DESTDIR)$(PREFIX) (sbin, bin, share/).
 install: release

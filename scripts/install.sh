@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs flashpolicyd: the daemon in PREFIX/sbin, the checker in PREFIX/bin, the man
-# pages, the docs, and the example files (systemd, xinetd, logrotate, SysV init, cron,
-# Nagios) in PREFIX/share/doc/flashpolicyd/examples. Nothing is enabled or written to
-# /etc: the examples say where they go.
+# pages, the docs, and the example files (a policy, systemd, xinetd, logrotate, SysV
+# init, cron, Nagios) in PREFIX/share/doc/flashpolicyd/examples. Nothing is enabled or
+# written to /etc: the examples say where they go.
 #
-# Usage: PREFIX=/usr/local DESTDIR= scripts/install.sh    (make install)
+# Usage: PREFIX=/usr/local DESTDIR= scripts/install.sh    (make install; the release
+#        tarball's install.sh runs this same script on the files it holds)
 #   PREFIX    where it is installed     (default /usr/local)
 #   DESTDIR   staging root for packaging, prepended to every path (default empty)
 #   BUILD_DIR where the built binaries are (default target/release; for the static
@@ -58,7 +59,7 @@ copy scripts/flashpolicyd-cron "$root/sbin/flashpolicyd-cron" 0755
 install -m 0644 docs/flashpolicyd.8 "$root/share/man/man8/flashpolicyd.8"
 install -m 0644 docs/flashpolicy-check.1 "$root/share/man/man1/flashpolicy-check.1"
 
-install -m 0644 README.md docs/deploying.md docs/migrating.md docs/players.md "$doc/"
+install -m 0644 README.md docs/deploying.md docs/deploy.md docs/migrating.md docs/players.md "$doc/"
 for f in scripts/systemd/*; do
     copy "$f" "$examples/systemd/$(basename "$f")" 0644
 done
@@ -67,6 +68,7 @@ copy scripts/logrotate/flashpolicyd "$examples/logrotate/flashpolicyd" 0644
 copy scripts/init.d/flashpolicyd "$examples/init.d/flashpolicyd" 0755
 copy scripts/flashpolicyd-cron "$examples/flashpolicyd-cron" 0755
 copy scripts/nagios/flashpolicy-check.cfg "$examples/nagios/flashpolicy-check.cfg" 0644
+install -m 0644 scripts/flashpolicy.xml "$examples/flashpolicy.xml"
 
 echo "installed flashpolicyd in $root:"
 echo "  $PREFIX/sbin/flashpolicyd, $PREFIX/sbin/flashpolicyd-cron, $PREFIX/bin/flashpolicy-check"

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Builds fully static x86_64 Linux binaries (musl libc linked in), for old hosts whose
-# glibc is older than the build machine's. Pure Rust needs no C toolchain for this
-# target: Rust ships the musl C runtime and links with its own linker.
+# Builds fully static x86_64 Linux binaries (musl libc linked in) of flashpolicyd,
+# flashpolicy-check and flashpolicy-bench, for old hosts whose glibc is older than the
+# build machine's. Pure Rust needs no C toolchain for this target: Rust ships the musl
+# C runtime and links with its own linker.
 # Usage: scripts/static.sh        (make static)
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,10 +15,11 @@ if command -v rustup >/dev/null 2>&1; then
 else
     echo "static.sh: no rustup: assuming the $target standard library is installed" >&2
 fi
-"$cargo" build --release --target "$target" --bin flashpolicyd --bin flashpolicy-check
+# --bins: every binary of the crate (daemon, checker, load client) wherever its source is.
+"$cargo" build --release --target "$target" --bins
 
 dir=target/$target/release
-for bin in flashpolicyd flashpolicy-check; do
+for bin in flashpolicyd flashpolicy-check flashpolicy-bench; do
     path=$dir/$bin
     # Static means: no program interpreter (ld.so) and no shared library needed. Ask
     # file(1) first; it says "static-pie linked" for static position-independent

@@ -290,7 +290,7 @@ fn junk_answered_with_a_policy_is_an_error() {
 #[test]
 fn the_ab_script_prints_a_row_per_server_and_concurrency() {
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 is not installed");
+        support::skip("ab_script", "python3 is not installed");
         return;
     }
     let daemon = env!("CARGO_BIN_EXE_flashpolicyd");

@@ -3,6 +3,8 @@
 //! non-root daemon cannot switch (exit 1) unless it already is that user; the pid
 //! file written as root stays (with a warning) when the dropped daemon cannot remove it;
 //! the `--stats-file` is written as the user dropped to.
+//! The tests that start the binary as nobody start a copy nobody can reach
+//! ([`SharedBin`]): the checkout may be in a directory only root can enter.
 
 #![cfg(unix)]
 
@@ -24,6 +26,19 @@ fn nobody_as_root(test: &str) -> Option<(u32, u32)> {
         skip(test, "no user nobody in /etc/passwd");
     }
     ids
+}
+
+/// A copy of the binary nobody can execute (the checkout may be in a mode-700
+/// directory), or a visible skip.
+fn shared_bin(test: &str) -> Option<SharedBin> {
+    SharedBin::new()
+        .map_err(|why| {
+            skip(
+                test,
+                &format!("no copy of the binary nobody can run: {why}"),
+            )
+        })
+        .ok()
 }
 
 #[test]
@@ -129,7 +144,10 @@ fn a_non_root_daemon_cannot_switch_to_another_user() {
     let Some((uid, gid)) = nobody_as_root("non_root_switch") else {
         return;
     };
-    let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "root"]);
+    let Some(bin) = shared_bin("non_root_switch") else {
+        return;
+    };
+    let mut cmd = bin.command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "root"]);
     cmd.uid(uid).gid(gid);
     let out = run_cmd(cmd, Duration::from_secs(10));
     assert_eq!(out.code(), 1, "{out:?}");
@@ -144,7 +162,10 @@ fn a_non_root_daemon_already_that_user_runs() {
     let Some((uid, gid)) = nobody_as_root("already_that_user") else {
         return;
     };
-    let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "nobody"]);
+    let Some(bin) = shared_bin("already_that_user") else {
+        return;
+    };
+    let mut cmd = bin.command(&["-p", "0", "-b", "127.0.0.1", "-a", "*", "--user", "nobody"]);
     cmd.uid(uid).gid(gid);
     let mut d = Daemon::start_cmd(cmd, 1);
     d.expect_line("already running as nobody", READY);
@@ -153,42 +174,48 @@ fn a_non_root_daemon_already_that_user_runs() {
 }
 
 /// Decision: the pid file is written as root before the drop and stays root's; the
-/// dropped daemon cannot remove it from a directory it cannot write (sticky /tmp, a
-/// root-owned file): a warning, exit 0, and the next start takes the stale file over.
+/// dropped daemon cannot remove it from a directory it cannot write (here root's
+/// mode-755 directory): a warning, exit 0, and the next start takes the stale file over.
 #[test]
 fn pid_file_written_before_the_drop_stays_with_a_warning() {
     if nobody_as_root("pid_file_after_drop").is_none() {
         return;
     }
-    let pid_file = TempPath::new("dropped.pid");
-    let mut d = Daemon::start_local(&[
-        "-a",
-        "*",
-        "--user",
-        "nobody",
-        "--pid-file",
-        pid_file.as_str(),
-    ]);
+    // nobody must be able to read the file (to see it is still its own) and not to
+    // delete it; a private temp directory would hide it from nobody altogether.
+    let dir = match SharedDir::new() {
+        Ok(dir) => dir,
+        Err(why) => {
+            return skip(
+                "pid_file_after_drop",
+                &format!("no directory nobody can enter: {why}"),
+            )
+        }
+    };
+    let pid_path = dir.join("dropped.pid");
+    let pid_file = pid_path.to_str().expect("temp path is UTF-8");
+    let read = || std::fs::read(&pid_path).ok();
+    let mut d = Daemon::start_local(&["-a", "*", "--user", "nobody", "--pid-file", pid_file]);
     d.expect_line("running as nobody", READY);
-    assert_eq!(pid_file.read(), Some(format!("{}\n", d.pid()).into_bytes()));
+    assert_eq!(read(), Some(format!("{}\n", d.pid()).into_bytes()));
     let first_pid = d.pid();
     // A reply means the accept threads run, so the stop handler is in place.
     assert_eq!(fetch_policy(d.addr()).last(), Some(&0));
     d.stop();
     d.expect_line("WARN cannot remove pid file", Duration::from_secs(2));
-    assert_eq!(pid_file.read(), Some(format!("{first_pid}\n").into_bytes()));
+    assert_eq!(read(), Some(format!("{first_pid}\n").into_bytes()));
 
-    let mut again = Daemon::start_local(&["-a", "*", "--pid-file", pid_file.as_str()]);
+    let mut again = Daemon::start_local(&["-a", "*", "--pid-file", pid_file]);
     again.expect_line(
         &format!(
             "taking over stale pid file {} (process {first_pid} is gone)",
-            pid_file.as_str()
+            pid_file
         ),
         READY,
     );
     assert_eq!(fetch_policy(again.addr()).last(), Some(&0));
     again.stop();
-    assert!(!pid_file.exists());
+    assert!(!pid_path.exists());
 }
 
 #[test]
@@ -197,8 +224,20 @@ fn the_stats_file_is_written_as_the_user_dropped_to() {
         return;
     };
     use std::os::unix::fs::MetadataExt;
-    let dir = TempDir::new("stats-nobody");
+    // Inside a directory nobody can enter: a private temp directory would hide it.
+    let shared = match SharedDir::new() {
+        Ok(shared) => shared,
+        Err(why) => {
+            return skip(
+                "stats_file_as_nobody",
+                &format!("no directory nobody can enter: {why}"),
+            )
+        }
+    };
+    let dir = shared.join("stats-nobody");
+    std::fs::create_dir(&dir).expect("create the stats directory");
     let prom = dir.join("flashpolicyd.prom");
+    let prom = prom.to_str().expect("temp path is UTF-8").to_string();
     // A directory only root may write in: root could, nobody cannot.
     let out = run(
         &[
@@ -223,7 +262,7 @@ fn the_stats_file_is_written_as_the_user_dropped_to() {
     );
     assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
 
-    std::os::unix::fs::chown(&dir.0, Some(uid), Some(gid)).expect("chown the directory");
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the directory");
     let mut d = Daemon::start_local(&["--user", "nobody", "--stats-file", &prom]);
     let meta = std::fs::metadata(&prom).expect("the stats file exists once listening");
     assert_eq!(

@@ -667,10 +667,11 @@ pub fn sighup_ignored_here() -> bool {
         .unwrap_or(false)
 }
 
-/// Prints a visible skip notice (shown with `--nocapture`, and in the test's output).
+/// Prints a visible skip notice. Written to the process's stderr directly, which the
+/// test harness does not capture (it captures only `print!`/`eprint!`), so the line
+/// shows in a plain `make test` run, not only with `--nocapture`.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
-    println!("SKIPPED {test}: {why}");
+    let _ = writeln!(io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// A port where nothing listens, and where nothing can start listening while this
@@ -860,6 +861,94 @@ pub fn fixture_reply() -> Vec<u8> {
     let mut v = POLICY_FILE.to_vec();
     v.push(0);
     v
+}
+
+/// A fresh directory of mode 755 in the temp directory, which other users (the daemon
+/// after `--user nobody`) can enter but not write; removed with its contents on drop.
+#[cfg(unix)]
+pub struct SharedDir {
+    dir: PathBuf,
+}
+
+#[cfg(unix)]
+impl SharedDir {
+    /// Creates the directory, or says why other users could not enter it (a directory
+    /// on the way to the temp directory they cannot enter, as with a private TMPDIR).
+    pub fn new() -> Result<SharedDir, String> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = TempPath::new("shared").path().to_path_buf();
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let shared = SharedDir { dir };
+        // The umask may have narrowed the mode given to mkdir.
+        fs::set_permissions(&shared.dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", shared.dir.display()))?;
+        for ancestor in shared.dir.ancestors().skip(1) {
+            let mode = fs::metadata(ancestor).map(|m| m.permissions().mode());
+            if !matches!(mode, Ok(m) if m & 0o001 != 0) {
+                return Err(format!(
+                    "other users cannot enter {} (on the way to the temp directory; set TMPDIR)",
+                    ancestor.display()
+                ));
+            }
+        }
+        Ok(shared)
+    }
+
+    /// A path in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A copy of the daemon binary that another user can execute, for the tests that start
+/// it as `nobody`: the checkout may sit in a directory other users cannot enter (a
+/// fresh clone under /root or `mktemp -d`, mode 700). The copy is in a [`SharedDir`].
+#[cfg(unix)]
+pub struct SharedBin {
+    _dir: SharedDir,
+    bin: PathBuf,
+}
+
+#[cfg(unix)]
+impl SharedBin {
+    /// Copies the binary, or says why other users could not execute a copy either.
+    pub fn new() -> Result<SharedBin, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = SharedDir::new()?;
+        let bin = dir.join("flashpolicyd");
+        // Copied by a child process: a file this process held open for writing would
+        // be inherited by the children other tests fork meanwhile, and exec'ing the
+        // copy would fail with ETXTBSY until they exec.
+        let copied = Command::new("cp")
+            .arg(BIN)
+            .arg(&bin)
+            .status()
+            .map_err(|e| format!("cannot run cp: {e}"))?;
+        if !copied.success() {
+            return Err(format!("cp {BIN} {} failed", bin.display()));
+        }
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", bin.display()))?;
+        Ok(SharedBin { _dir: dir, bin })
+    }
+
+    /// Like [`command`], running the copy.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args);
+        prepare(&mut cmd);
+        cmd
+    }
 }
 
 /// Absolute path of a file under `tests/fixtures/`.

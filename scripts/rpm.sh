@@ -1,0 +1,52 @@
+#!/bin/sh
+# `make rpm`: target/dist/flashpolicyd-VERSION-1.x86_64.rpm, built with rpmbuild from
+# the static binaries: the same files as the .deb (scripts/deb.sh), in the places of a
+# Red Hat-like host (/usr/lib/systemd/system, /etc/rc.d/init.d, /etc/sysconfig), and the
+# spec's scripts in scripts/rpm/flashpolicyd.spec. On Debian, rpmbuild comes with the
+# package rpm (installed here with apt-get when missing and we are root).
+set -eu
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/package.sh
+. scripts/lib/package.sh
+
+if ! command -v rpmbuild >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "rpm.sh: installing rpmbuild (apt-get install rpm)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-cache show rpm >/dev/null 2>&1 || apt-get update -qq
+        apt-get install -y -qq --no-install-recommends rpm >/dev/null
+    else
+        echo "rpm.sh: rpmbuild is not installed (Debian: apt-get install rpm)" >&2
+        exit 1
+    fi
+fi
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+[ -n "$version" ] || { echo "rpm.sh: no version in Cargo.toml" >&2; exit 1; }
+musl=target/x86_64-unknown-linux-musl/release
+out=target/dist
+
+sh scripts/static.sh
+
+mkdir -p "$out"
+top=$(mktemp -d "$PWD/$out/.rpm.XXXXXX")
+trap 'rm -rf "$top"' EXIT
+root=$top/root
+umask 022
+PREFIX=/usr DESTDIR=$root BUILD_DIR=$musl sh scripts/install.sh >/dev/null
+gzip -9n "$root/usr/share/man/man8/flashpolicyd.8" "$root/usr/share/man/man1/flashpolicy-check.1"
+install -m 0644 LICENSE LICENSE-MIT LICENSE-APACHE "$root/usr/share/doc/flashpolicyd/"
+package_system_files "$root" /usr/lib/systemd/system /etc/rc.d/init.d /etc/sysconfig/flashpolicyd
+
+sed -e "s|@VERSION@|$version|" -e "s|@ROOT@|$root|" scripts/rpm/flashpolicyd.spec >"$top/flashpolicyd.spec"
+mtime=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+# Already stripped, no debug info to extract, and none of a Red Hat build host's
+# post-install scripts (which Debian's rpm does not have).
+SOURCE_DATE_EPOCH=$mtime rpmbuild -bb --quiet --target x86_64 \
+    --define "_topdir $top/rpmbuild" \
+    --define "debug_package %{nil}" \
+    --define "__os_install_post %{nil}" \
+    --define "_build_id_links none" \
+    "$top/flashpolicyd.spec"
+rpm=$out/flashpolicyd-$version-1.x86_64.rpm
+mv "$top/rpmbuild/RPMS/x86_64/flashpolicyd-$version-1.x86_64.rpm" "$rpm"
+echo "rpm: $rpm ($(wc -c <"$rpm" | tr -d ' ') bytes)"

@@ -9,7 +9,7 @@
 //! and the oldest when it is full or the process is out of descriptors.
 //! Without it (other systems, no epoll) the daemon is the same, only not flood-proof.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,7 +84,7 @@ impl Gate {
             rx,
             epoll,
             capacity: capacity.max(1),
-            conns: HashMap::new(),
+            conns: BTreeMap::new(),
             order: VecDeque::new(),
             next: 0,
         };
@@ -131,7 +131,7 @@ struct Held {
     rx: Receiver<(Conn, usize)>,
     epoll: Epoll,
     capacity: usize,
-    conns: HashMap<u64, (Conn, usize)>,
+    conns: BTreeMap<u64, (Conn, usize)>,
     order: VecDeque<u64>,
     next: u64,
 }
@@ -190,7 +190,7 @@ impl Held {
                 return;
             }
         }
-        for (_, (conn, _)) in self.conns.drain() {
+        for (_, (conn, _)) in std::mem::take(&mut self.conns) {
             dispatch(conn);
         }
     }

@@ -11,7 +11,7 @@ pub mod cli;
 mod lightspark;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use std::fs::File;
 use std::io::Read;
@@ -87,7 +87,7 @@ fn differences(flash: &Report, light: &Report, rules: &[String]) -> Vec<String> 
 /// replies.
 #[derive(Default)]
 pub(crate) struct Fetcher {
-    probes: HashMap<u16, Probe>,
+    probes: BTreeMap<u16, Probe>,
 }
 
 impl Fetcher {

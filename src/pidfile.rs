@@ -89,6 +89,19 @@ impl PidFile {
     /// Removes the file if it still names this process. A failure is logged as a
     /// warning, never an error: the file is then stale and the next start takes it over.
     pub(crate) fn remove(self) {
+        // A file we cannot read (dropped privileges, a private directory) is still
+        // ours unless it names another pid: say why it stays.
+        if let Err(e) = fs::metadata(&self.path).and_then(|_| fs::read(&self.path)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(
+                    "cannot remove pid file {}: cannot read it: {} (the next start takes \
+                     the stale file over)",
+                    self.path.display(),
+                    crate::error::describe_io(&e)
+                );
+            }
+            return;
+        }
         if read_pid(&self.path) == Some(self.pid) {
             if let Err(e) = fs::remove_file(&self.path) {
                 let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -622,7 +622,10 @@ fn a_policy_chosen_by_the_operator_is_kept() {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: chrt (util-linux) is not installed");
+        skip(
+            "a_policy_chosen_by_the_operator_is_kept",
+            "chrt (util-linux) is not installed",
+        );
         return;
     }
     let cmd = command_via(&["chrt", "--idle", "0"], &["-p", "0", "-b", "127.0.0.1"]);

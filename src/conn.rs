@@ -2,7 +2,9 @@
 //! byte to its close, under one deadline for the whole connection. The worker sets the
 //! socket's read timeout to the time left before each read, matches the request, sets
 //! the write timeout and sends the cached policy bytes in one write, closes cleanly,
-//! and counts the outcome. The same code on every system and in inetd mode.
+//! and counts the outcome. The same code on every system and in inetd mode. One tuning
+//! beyond the card, kept because alone it saves 18 % server CPU per connection
+//! (docs/performance.md): on Linux the policy leaves with the FIN (`MSG_MORE`).
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};

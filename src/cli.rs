@@ -130,7 +130,7 @@ fn options() -> Options {
 }
 
 /// The usage text printed by `--help`.
-pub fn usage() -> String {
+pub(crate) fn usage() -> String {
     let brief = "Usage: flashpolicyd [options]\n\n\
         Serves a Flash socket policy to every client that sends <policy-file-request/>.\n\
         With neither --file nor --allow it serves an allow-all policy.";
@@ -311,7 +311,7 @@ pub fn inetd_requested(args: &[String]) -> bool {
 /// The `--log-file` value in the arguments, even if they do not parse (`--log-file PATH`
 /// or `--log-file=PATH`; the last one wins, as with getopts). Used to report a usage
 /// error under `--inetd`, where the log file is the only place it may go.
-pub fn log_file_requested(args: &[String]) -> Option<PathBuf> {
+pub(crate) fn log_file_requested(args: &[String]) -> Option<PathBuf> {
     let mut found = None;
     let mut it = args.iter().take_while(|a| a.as_str() != "--");
     while let Some(a) = it.next() {
@@ -351,7 +351,7 @@ fn dashed(flag: &str) -> String {
 /// # Errors
 ///
 /// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
-pub fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
+pub(crate) fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
     let low = if allow_zero { 0 } else { 1 };
     match value.trim().parse::<u32>() {
         Ok(p) if p >= low && p <= 65535 => Ok(p as u16),
@@ -366,7 +366,7 @@ pub fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
 /// # Errors
 ///
 /// [`Error::Usage`] naming the flag.
-pub fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
+pub(crate) fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
     let bare = value
         .strip_prefix('[')
         .and_then(|v| v.strip_suffix(']'))
@@ -383,7 +383,7 @@ pub fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
 /// # Errors
 ///
 /// [`Error::Usage`] naming the flag and the range.
-pub fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
+pub(crate) fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
     match value.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(Error::Usage(format!(
@@ -430,7 +430,7 @@ pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration>
 /// # Errors
 ///
 /// [`Error::Usage`] naming the flag.
-pub fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
+pub(crate) fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
     match seconds_value(value) {
         Some(d) if d <= max => Ok(d),
         _ => Err(Error::Usage(format!(
@@ -446,7 +446,7 @@ pub fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<D
 /// # Errors
 ///
 /// [`Error::Usage`] naming the flag.
-pub fn parse_interval(flag: &str, value: &str) -> Result<Option<Duration>> {
+pub(crate) fn parse_interval(flag: &str, value: &str) -> Result<Option<Duration>> {
     match seconds_value(value) {
         Some(d) if d.is_zero() => Ok(None),
         Some(d) if d <= config::MAX_INTERVAL => Ok(Some(d)),

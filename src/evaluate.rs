@@ -10,15 +10,16 @@
 pub mod lightspark;
 mod matching;
 
-pub use matching::{
-    domain_matches, judge, low_port_allows, ports_match, Grant, Question, SwfDomain, LOW_PORT_LIMIT,
-};
+#[cfg(test)]
+use matching::low_port_allows;
+pub use matching::{domain_matches, ports_match, SwfDomain};
+pub(crate) use matching::{judge, Grant, Question, LOW_PORT_LIMIT};
 
 use crate::policy::{AllowAccessFrom, Document, MetaPolicy};
 
 /// Which role a policy played in the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// Served on the port the player asks first: its `site-control` decides.
     Master,
     /// Served on the destination port: its `site-control` is ignored.
@@ -27,7 +28,7 @@ pub enum Role {
 
 /// One `allow-access-from` and its verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judged {
+pub(crate) struct Judged {
     /// The grant as found in the policy.
     pub element: AllowAccessFrom,
     /// What it says to the question.
@@ -36,7 +37,7 @@ pub struct Judged {
 
 /// A policy the player consulted, with a verdict for each of its grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyEval {
+pub(crate) struct PolicyEval {
     /// The port it was served from.
     pub port: u16,
     /// Master or destination policy.
@@ -51,7 +52,12 @@ pub struct PolicyEval {
 
 impl PolicyEval {
     /// Judges every grant of `document`, served from `port`.
-    pub fn new(document: &Document, question: &Question, port: u16, role: Role) -> PolicyEval {
+    pub(crate) fn new(
+        document: &Document,
+        question: &Question,
+        port: u16,
+        role: Role,
+    ) -> PolicyEval {
         let elements = document
             .allow_access_from
             .iter()
@@ -70,14 +76,14 @@ impl PolicyEval {
     }
 
     /// The first grant that allows access, if any (ignores `honoured`).
-    pub fn granting(&self) -> Option<&Judged> {
+    pub(crate) fn granting(&self) -> Option<&Judged> {
         self.elements.iter().find(|j| j.grant == Grant::Grants)
     }
 
     /// Why this policy does not grant access, one plain sentence per deciding fact:
     /// each near miss (domain matched, something else did not), or else that no grant
     /// matches the domain at all.
-    pub fn misses(&self, question: &Question) -> Vec<String> {
+    pub(crate) fn misses(&self, question: &Question) -> Vec<String> {
         let name = self.name();
         if self.elements.is_empty() {
             return vec![format!("{name} has no allow-access-from")];
@@ -104,7 +110,7 @@ impl PolicyEval {
     }
 
     /// `master policy on port 843` or `policy on port 9000`.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self.role {
             Role::Master => format!("master policy on port {}", self.port),
             Role::Destination => format!("policy on port {}", self.port),
@@ -113,7 +119,7 @@ impl PolicyEval {
 }
 
 /// One plain sentence on a judged grant of a policy served from `port`.
-pub fn explain(judged: &Judged, question: &Question, port: u16) -> String {
+pub(crate) fn explain(judged: &Judged, question: &Question, port: u16) -> String {
     let e = &judged.element;
     let line = e.line;
     let domain = &question.domain;
@@ -146,7 +152,7 @@ pub fn explain(judged: &Judged, question: &Question, port: u16) -> String {
 
 /// A policy as the player obtained it, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fetched {
+pub(crate) enum Fetched {
     /// A valid policy document.
     Policy(Document),
     /// No usable policy: refused, timed out, invalid..., in words.
@@ -155,7 +161,7 @@ pub enum Fetched {
 
 /// The player's answer and the facts behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Access granted.
     pub allowed: bool,
     /// The one fact that decided, for a one-line summary.
@@ -213,7 +219,7 @@ impl Decision {
 /// HTTP/FTP values `by-content-type` and `by-ftp-filename` are treated like
 /// `master-only`, as Lightspark does for sockets (it consults the destination port only
 /// under `all`).
-pub fn decide<F>(
+pub(crate) fn decide<F>(
     question: &Question,
     master_port: u16,
     master: Fetched,

@@ -16,7 +16,7 @@ pub const REQUEST_TEXT: &[u8; 22] = b"<policy-file-request/>";
 
 /// Bytes read per `read` call while matching: the request and a little more, so a
 /// trailing byte that came in the same segment is seen.
-pub const READ_CHUNK: usize = 64;
+pub(crate) const READ_CHUNK: usize = 64;
 
 /// What the bytes seen so far amount to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub trait TimedRead: Read {
 
 /// True for the errors an expired socket timeout surfaces as (`WouldBlock` on Unix,
 /// `TimedOut` elsewhere).
-pub fn is_timeout(e: &io::Error) -> bool {
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -132,7 +132,7 @@ pub fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// Time left until `deadline`, or `None` if it has passed.
-pub fn time_left(deadline: Instant) -> Option<Duration> {
+pub(crate) fn time_left(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -180,7 +180,7 @@ pub fn read_request<S: TimedRead>(stream: &mut S, deadline: Instant) -> Outcome 
 
 /// Feeds `data` (the bytes of one read) to `matcher`: `None` while more is needed, else
 /// the decided [`Outcome`] (`Request` or `Junk`).
-pub fn step(matcher: &mut Matcher, data: &[u8]) -> Option<Outcome> {
+pub(crate) fn step(matcher: &mut Matcher, data: &[u8]) -> Option<Outcome> {
     let before = matcher.matched();
     match matcher.feed(data) {
         Progress::NeedMore => None,

@@ -10,17 +10,17 @@ use crate::error::{Error, Result};
 use crate::evaluate::{Question, SwfDomain};
 
 /// Port where the player looks for the master policy first.
-pub const DEFAULT_PORT: u16 = 843;
+pub(crate) const DEFAULT_PORT: u16 = 843;
 
 /// How long the player waits for a policy, and so the default `--timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Longest `--timeout`, `--warning` or `--critical` accepted, in seconds.
-pub const MAX_SECS: f64 = 3600.0;
+pub(crate) const MAX_SECS: f64 = 3600.0;
 
 /// Where the policy to check comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Fetch it from `host` on `port` (the master port).
     Network {
         /// Name or address as given by `-H`.
@@ -39,7 +39,7 @@ pub enum Source {
 
 impl Source {
     /// The master port (`-p`).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         match self {
             Source::Network { port, .. } | Source::File { port, .. } => *port,
         }
@@ -48,7 +48,7 @@ impl Source {
 
 /// Which player's rules the check follows (`--player`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Player {
+pub(crate) enum Player {
     /// Adobe Flash Player (the default).
     Flash,
     /// Lightspark (protocol.md §7).
@@ -57,20 +57,9 @@ pub enum Player {
     All,
 }
 
-impl Player {
-    /// `flash`, `lightspark` or `all`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Player::Flash => "flash",
-            Player::Lightspark => "lightspark",
-            Player::All => "all",
-        }
-    }
-}
-
 /// What the checker was asked to do.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where the (master) policy comes from.
     pub source: Source,
     /// Deadline of each policy fetch.
@@ -89,7 +78,7 @@ pub struct Config {
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `-h`: print this text.
     Help(String),
     /// `-V`: print this text.
@@ -141,7 +130,7 @@ fn options() -> Options {
 }
 
 /// The `-h` text.
-pub fn usage() -> String {
+pub(crate) fn usage() -> String {
     let brief =
         "Usage: flashpolicy-check -H HOST [-p PORT] [-t SECS] [-d DOMAIN -P PORT [--secure]]\n\
                  \x20                        [-w SECS] [-c SECS] [--player NAME] [-v]\n\
@@ -177,7 +166,7 @@ fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
 /// [`Error::Usage`] naming the flag and value at fault: unknown options, bad numbers,
 /// `-d` without `-P` (or the reverse), `--secure` without a question, `--file` with
 /// `-H`, neither `-H` nor `--file`, `-w` above `-c`.
-pub fn parse(args: &[String]) -> Result<Command> {
+pub(crate) fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
         .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;

@@ -22,8 +22,8 @@ use crate::evaluate::{decide, Fetched, PolicyEval, Question, Role};
 use crate::policy::{self, Document, Severity};
 use crate::probe::{self, End, Probe, MAX_REPLY_BYTES};
 
-pub use cli::{Command, Config, Player, Source};
-pub use report::{Report, Status};
+pub(crate) use cli::{Command, Config, Player, Source};
+pub(crate) use report::{Report, Status};
 
 /// Runs the checker on `args` (without the program name) and returns what to print
 /// on stdout and the exit code.
@@ -44,7 +44,7 @@ pub fn main_with(args: &[String]) -> (String, i32) {
 ///
 /// [`Error::PolicyRead`] when `--file` cannot be read. Everything that goes wrong on
 /// the network is a finding of the report, not an error.
-pub fn run(config: &Config) -> Result<Report> {
+pub(crate) fn run(config: &Config) -> Result<Report> {
     let mut fetcher = Fetcher::default();
     match config.player {
         Player::Flash => run_flash(config, &mut fetcher),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// A Nagios/Icinga plugin status; the exit code is its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     /// Exit 0.
     Ok = 0,
     /// Exit 1.
@@ -19,7 +19,7 @@ pub enum Status {
 
 impl Status {
     /// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Status::Ok => "OK",
             Status::Warning => "WARNING",
@@ -29,14 +29,14 @@ impl Status {
     }
 
     /// The process exit code.
-    pub fn code(self) -> i32 {
+    pub(crate) fn code(self) -> i32 {
         self as i32
     }
 }
 
 /// What the check found and how to present it.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// The answer to the allow/deny question, which leads the summary.
     verdict: Option<(Status, String)>,
     /// Problems, each with the status it calls for, in the order found.
@@ -55,7 +55,7 @@ pub struct Report {
 
 impl Report {
     /// An empty report with the thresholds of the perfdata.
-    pub fn new(warning: Option<Duration>, critical: Option<Duration>) -> Report {
+    pub(crate) fn new(warning: Option<Duration>, critical: Option<Duration>) -> Report {
         Report {
             verdict: None,
             findings: Vec::new(),
@@ -69,34 +69,34 @@ impl Report {
     }
 
     /// Records a problem and the status it calls for.
-    pub fn finding(&mut self, status: Status, text: impl Into<String>) {
+    pub(crate) fn finding(&mut self, status: Status, text: impl Into<String>) {
         self.findings.push((status, text.into()));
     }
 
     /// Sets the verdict of the allow/deny question: it leads the summary whatever else
     /// is found, and `status` counts like a finding's.
-    pub fn verdict(&mut self, status: Status, text: impl Into<String>) {
+    pub(crate) fn verdict(&mut self, status: Status, text: impl Into<String>) {
         self.verdict = Some((status, text.into()));
     }
 
     /// Sets the summary used when nothing is wrong and there is no verdict.
-    pub fn summary(&mut self, text: impl Into<String>) {
+    pub(crate) fn summary(&mut self, text: impl Into<String>) {
         self.ok_summary = text.into();
     }
 
     /// Adds a detail line.
-    pub fn detail(&mut self, text: impl Into<String>) {
+    pub(crate) fn detail(&mut self, text: impl Into<String>) {
         self.details.push(text.into());
     }
 
     /// Sets the perfdata values.
-    pub fn measure(&mut self, time: Duration, size: usize) {
+    pub(crate) fn measure(&mut self, time: Duration, size: usize) {
         self.time = time;
         self.size = size;
     }
 
     /// Applies `-w`/`-c` to the reply time.
-    pub fn thresholds(&mut self) {
+    pub(crate) fn thresholds(&mut self) {
         let secs = |d: Duration| format!("{:.6}", d.as_secs_f64());
         if let Some(c) = self.critical.filter(|c| self.time > *c) {
             let text = format!("reply time {}s over critical {}s", secs(self.time), secs(c));
@@ -108,7 +108,7 @@ impl Report {
     }
 
     /// The worst status found.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.findings
             .iter()
             .chain(self.verdict.iter())
@@ -119,7 +119,7 @@ impl Report {
 
     /// The summary of the plugin line: the verdict (or the summary when there is
     /// none), then the findings of the worst status.
-    pub fn summary_text(&self) -> String {
+    pub(crate) fn summary_text(&self) -> String {
         let status = self.status();
         let worst: Vec<&str> = self
             .findings
@@ -136,7 +136,7 @@ impl Report {
     }
 
     /// The lines after the plugin line: findings not in the summary, then details.
-    pub fn body(&self) -> Vec<String> {
+    pub(crate) fn body(&self) -> Vec<String> {
         let summary = self.summary_text();
         let mut out: Vec<String> = self
             .findings
@@ -151,7 +151,7 @@ impl Report {
     /// The reports of several players as one (`--player all`): the worst status, one
     /// verdict line per player, the `differs` lines, then each report's body under a
     /// header. The perfdata are those of the first report.
-    pub fn combined(parts: &[(&str, Report)], differs: &[String]) -> Report {
+    pub(crate) fn combined(parts: &[(&str, Report)], differs: &[String]) -> Report {
         let mut out = match parts.first() {
             Some((_, first)) => Report::new(first.warning, first.critical),
             None => Report::new(None, None),
@@ -189,7 +189,7 @@ impl Report {
     }
 
     /// The whole output: the plugin line, then the findings and the details.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let status = self.status();
         let summary = self.summary_text();
         let threshold =
@@ -214,12 +214,12 @@ impl Report {
 }
 
 /// The text of an UNKNOWN result (usage errors): one line.
-pub fn unknown(message: &str) -> String {
+pub(crate) fn unknown(message: &str) -> String {
     format!("FLASHPOLICY UNKNOWN - {}\n", one_line(message))
 }
 
 /// Makes text safe for the plugin line: no newlines, no `|` (it starts the perfdata).
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '|' => '/',
@@ -231,7 +231,7 @@ pub fn one_line(text: &str) -> String {
 
 /// Renders received bytes for a person: UTF-8 where valid, control characters other
 /// than newline and tab escaped as `\xNN`.
-pub fn printable(bytes: &[u8]) -> String {
+pub(crate) fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

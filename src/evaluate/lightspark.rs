@@ -12,18 +12,18 @@ use crate::policy::{Diagnostic, Policy, Severity, ToPorts};
 
 /// Port Lightspark fetches the master policy from; only a policy from there may hold
 /// `site-control`.
-pub const MASTER_PORT: u16 = 843;
+pub(crate) const MASTER_PORT: u16 = 843;
 
 /// Lightspark's receive buffer: it reads again only after a read filled it.
-pub const READ_BUFFER: usize = 4096;
+pub(crate) const READ_BUFFER: usize = 4096;
 
 /// Replies longer than this may not arrive in one TCP segment, and Lightspark keeps
 /// only the first piece that arrives.
-pub const SEGMENT_BYTES: usize = 1400;
+pub(crate) const SEGMENT_BYTES: usize = 1400;
 
 /// A policy as Lightspark obtained it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LsFetched {
+pub(crate) enum LsFetched {
     /// A document it could read (possibly void: see [`LsDocument::void`]).
     Policy(LsDocument),
     /// Nothing usable: why, in words, and the Lightspark rule at fault if any.
@@ -41,7 +41,7 @@ pub enum LsFetched {
 /// # Errors
 ///
 /// The rule and why, when Lightspark would have no usable policy.
-pub fn frame(received: &[u8], reads: &[usize]) -> Result<Vec<u8>, (Rule, String)> {
+pub(crate) fn frame(received: &[u8], reads: &[usize]) -> Result<Vec<u8>, (Rule, String)> {
     let mut take = 0;
     for &n in reads {
         take += n;
@@ -92,7 +92,7 @@ pub fn frame(received: &[u8], reads: &[usize]) -> Result<Vec<u8>, (Rule, String)
 
 /// What one grant says to the question, as Lightspark judges it (no low-port rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LsGrantVerdict {
+pub(crate) enum LsGrantVerdict {
     /// Domain, secure and port agree.
     Grants,
     /// The domain does not match.
@@ -105,7 +105,7 @@ pub enum LsGrantVerdict {
 
 impl LsGrantVerdict {
     /// A few words for `-v`.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             LsGrantVerdict::Grants => "grants access",
             LsGrantVerdict::OtherDomain => "domain does not match",
@@ -116,7 +116,7 @@ impl LsGrantVerdict {
 }
 
 /// Judges one grant.
-pub fn judge(grant: &LsGrant, question: &Question) -> LsGrantVerdict {
+pub(crate) fn judge(grant: &LsGrant, question: &Question) -> LsGrantVerdict {
     if !ls::domain_matches(&grant.domain, &question.domain.to_string()) {
         LsGrantVerdict::OtherDomain
     } else if grant.secure && !question.secure {
@@ -130,7 +130,7 @@ pub fn judge(grant: &LsGrant, question: &Question) -> LsGrantVerdict {
 
 /// Lightspark's answer and the facts behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LsDecision {
+pub(crate) struct LsDecision {
     /// Access granted.
     pub allowed: bool,
     /// The deciding facts, joined, for the summary.
@@ -289,7 +289,12 @@ fn describe_ports(g: &LsGrant) -> String {
 /// void, it grants nothing and the destination port is asked; `none` or an unknown
 /// meta-policy denies everything; a matching grant allows; otherwise the destination
 /// port is asked only under `all` (or no `site-control`), and its policy decides.
-pub fn decide<F>(question: &Question, master_port: u16, master: LsFetched, fetch: F) -> LsDecision
+pub(crate) fn decide<F>(
+    question: &Question,
+    master_port: u16,
+    master: LsFetched,
+    fetch: F,
+) -> LsDecision
 where
     F: FnOnce(u16) -> LsFetched,
 {
@@ -527,7 +532,7 @@ pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Ve
 /// The hazards of `policy` on each of `ports` (each port once, in order), one line
 /// each: `port 8843: PATH:LINE: message`. What the daemon logs at start and
 /// `--check-config` prints.
-pub fn served_hazards(policy: &Policy, ports: &[u16]) -> Vec<String> {
+pub(crate) fn served_hazards(policy: &Policy, ports: &[u16]) -> Vec<String> {
     let mut ports = ports.to_vec();
     ports.sort_unstable();
     ports.dedup();

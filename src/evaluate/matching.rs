@@ -9,7 +9,7 @@ use crate::policy::{AllowAccessFrom, ToPorts};
 
 /// Policies served from a port below this may grant any port; from this port or above
 /// they grant only ports of this value and above (the low-port rule).
-pub const LOW_PORT_LIMIT: u16 = 1024;
+pub(crate) const LOW_PORT_LIMIT: u16 = 1024;
 
 /// The domain a SWF was loaded from, as the player compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl fmt::Display for SwfDomain {
 
 /// The question the player answers: may a SWF from `domain` connect to `to_port`?
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Question {
+pub(crate) struct Question {
     /// Where the SWF was loaded from.
     pub domain: SwfDomain,
     /// The port the SWF wants to connect to.
@@ -150,14 +150,14 @@ pub fn ports_match(to_ports: &ToPorts, port: u16) -> bool {
 }
 
 /// The low-port rule: may a policy served from `served_from` grant `to_port`?
-pub fn low_port_allows(served_from: u16, to_port: u16) -> bool {
+pub(crate) fn low_port_allows(served_from: u16, to_port: u16) -> bool {
     served_from < LOW_PORT_LIMIT || to_port >= LOW_PORT_LIMIT
 }
 
 /// The verdict on one `allow-access-from`, checks in this order: domain, port,
 /// secure, low-port rule. The first that fails is the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
+pub(crate) enum Grant {
     /// Domain, port, secure and the low-port rule all agree: access is granted.
     Grants,
     /// `domain` does not match the SWF's domain.
@@ -173,7 +173,7 @@ pub enum Grant {
 
 impl Grant {
     /// A few words for `-v`: `grants access`, `domain does not match`...
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Grant::Grants => "grants access",
             Grant::OtherDomain => "domain does not match",
@@ -185,7 +185,7 @@ impl Grant {
 }
 
 /// Judges one grant of a policy served from port `served_from`.
-pub fn judge(element: &AllowAccessFrom, question: &Question, served_from: u16) -> Grant {
+pub(crate) fn judge(element: &AllowAccessFrom, question: &Question, served_from: u16) -> Grant {
     if !domain_matches(&element.domain, &question.domain) {
         Grant::OtherDomain
     } else if !ports_match(&element.to_ports, question.to_port) {

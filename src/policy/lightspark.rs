@@ -64,7 +64,7 @@ pub enum Rule {
 
 impl Rule {
     /// The stable name, as printed.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Rule::FirstRead => "first-read",
             Rule::Framing => "framing",
@@ -122,7 +122,7 @@ impl LsMeta {
     }
 
     /// Whether nothing at all is honoured (`none`, or an unknown value).
-    pub fn denies_all(&self) -> bool {
+    pub(crate) fn denies_all(&self) -> bool {
         matches!(self, LsMeta::None | LsMeta::Unknown(_))
     }
 }
@@ -153,7 +153,7 @@ impl LsPorts {
     /// from the item's start up to the first dash *after the item's comma* (or to the
     /// comma) is either exactly `*` (every port, and the scan stops) or goes through
     /// C's `atoi` and is truncated to 16 bits.
-    pub fn parse(text: &str) -> LsPorts {
+    pub(crate) fn parse(text: &str) -> LsPorts {
         let mut out = LsPorts {
             any: false,
             ports: Vec::new(),
@@ -185,14 +185,14 @@ impl LsPorts {
     }
 
     /// Whether `port` is granted (port 0 never is).
-    pub fn contains(&self, port: u16) -> bool {
+    pub(crate) fn contains(&self, port: u16) -> bool {
         port != 0 && (self.any || self.ports.contains(&port))
     }
 }
 
 /// C's `atoi` as glibc does it (`(int) strtol(s, NULL, 10)`): leading white space, an
 /// optional sign, digits; saturating like `strtol`, then truncated to `int`.
-pub fn atoi(text: &str) -> i32 {
+pub(crate) fn atoi(text: &str) -> i32 {
     let s = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
     let (negative, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
@@ -449,7 +449,7 @@ fn allow_access_from(doc: &mut LsDocument, attrs: &[Attr<'_>], line: usize) -> R
 /// Lightspark's domain match (`URLInfo::matchesDomain`): both sides lower-cased,
 /// then `*`, the exact string, or `*.x` matching `x` and anything ending in `.x`.
 /// No trimming, no DNS, no address parsing.
-pub fn domain_matches(pattern: &str, host: &str) -> bool {
+pub(crate) fn domain_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();
     let host = host.to_ascii_lowercase();
     if pattern == "*" || pattern == host {

@@ -38,7 +38,7 @@ mod tests;
 mod validate;
 
 pub use allow::{check_domain, render_document};
-pub use sha256::{digest as sha256, hex_digest as sha256_hex};
+pub use sha256::hex_digest as sha256_hex;
 pub use validate::validate;
 
 /// Largest policy document accepted, in bytes (Adobe's sample servers use the same cap).
@@ -61,7 +61,7 @@ pub enum MetaPolicy {
 
 impl MetaPolicy {
     /// The attribute value as written in a policy.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MetaPolicy::None => "none",
             MetaPolicy::MasterOnly => "master-only",
@@ -149,7 +149,7 @@ pub struct Report {
 
 /// Where the served policy came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// `--file PATH`.
     File(PathBuf),
     /// One or more `--allow` specs, as given.
@@ -171,7 +171,7 @@ pub struct Policy {
 
 /// The embedded default policy (without its NUL): `domain="*" to-ports="*"`, in the
 /// format of [`render_document`].
-pub const ALLOW_ALL_DOCUMENT: &str = "<?xml version=\"1.0\"?>\n\
+pub(crate) const ALLOW_ALL_DOCUMENT: &str = "<?xml version=\"1.0\"?>\n\
 <!DOCTYPE cross-domain-policy SYSTEM \"http://www.adobe.com/xml/dtds/cross-domain-policy.dtd\">\n\
 <cross-domain-policy>\n  <allow-access-from domain=\"*\" to-ports=\"*\"/>\n</cross-domain-policy>\n";
 
@@ -272,7 +272,7 @@ impl Policy {
     }
 
     /// The embedded allow-all default, [`ALLOW_ALL_DOCUMENT`]: any domain, any port.
-    pub fn allow_all() -> Policy {
+    pub(crate) fn allow_all() -> Policy {
         let all = AllowSpec {
             domain: "*".to_string(),
             to_ports: ToPorts::Any,
@@ -347,11 +347,11 @@ impl Policy {
         &self.warnings
     }
     /// Validator notes: true and useful, nothing to fix.
-    pub fn notes(&self) -> &[Diagnostic] {
+    pub(crate) fn notes(&self) -> &[Diagnostic] {
         &self.notes
     }
     /// Where it came from.
-    pub fn source(&self) -> &Source {
+    pub(crate) fn source(&self) -> &Source {
         &self.source
     }
     /// SHA-256 of the document without the NUL, lower-case hex.
@@ -361,7 +361,7 @@ impl Policy {
 
     /// One line for the start-up log and `--check-config`: the source, the size served
     /// and the digest.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let origin = match &self.source {
             Source::File(p) => format!("from {}", p.display()),
             Source::Allow(given) => format!("generated from --allow {}", given.join(" --allow ")),
@@ -375,7 +375,7 @@ impl Policy {
     }
 
     /// A warning as an operator reads it: `path:line: message` for a file.
-    pub fn locate(&self, d: &Diagnostic) -> String {
+    pub(crate) fn locate(&self, d: &Diagnostic) -> String {
         match (&self.source, d.line) {
             (Source::File(p), 0) => format!("{}: {}", p.display(), d.message),
             (Source::File(p), line) => format!("{}:{line}: {}", p.display(), d.message),
@@ -393,14 +393,16 @@ impl Report {
     }
 
     /// The warnings, in document order.
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+    #[cfg(test)]
+    pub(crate) fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Warning)
     }
 
     /// The notes, in document order.
-    pub fn notes(&self) -> impl Iterator<Item = &Diagnostic> {
+    #[cfg(test)]
+    pub(crate) fn notes(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Note)

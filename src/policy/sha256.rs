@@ -20,7 +20,7 @@ const H0: [u32; 8] = [
 ];
 
 /// The SHA-256 digest of `data`.
-pub fn digest(data: &[u8]) -> [u8; 32] {
+pub(crate) fn digest(data: &[u8]) -> [u8; 32] {
     let mut state = H0;
     let mut blocks = data.chunks_exact(64);
     for block in &mut blocks {

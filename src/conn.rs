@@ -172,3 +172,6 @@ pub(crate) fn expire(conn: Conn, received: usize, evicted: bool, stats: &Stats) 
         count(&conn, Outcome::TimedOut { received }, stats);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,7 @@ pub fn run(config: &Config) -> Result<()> {
         None => None,
     };
     if config.check_config {
-        return check_config(config, &policy, target.as_ref());
+        return check_config(config, &policy, target.as_ref(), &activation);
     }
     if let Some(t) = &target {
         privilege::check_can_switch(t)?;
@@ -277,7 +277,12 @@ fn log_policy_warnings(policy: &Policy, quietly: bool) {
 }
 
 /// `--check-config`: the summary on stderr, the exact served bytes on stdout.
-fn check_config(config: &Config, policy: &Policy, target: Option<&Target>) -> Result<()> {
+fn check_config(
+    config: &Config,
+    policy: &Policy,
+    target: Option<&Target>,
+    activation: &Activation,
+) -> Result<()> {
     let mut summary = format!("flashpolicyd: policy {}\n", policy.describe());
     for w in policy.warnings() {
         summary += &format!("flashpolicyd: warning: {}\n", policy.locate(w));
@@ -285,7 +290,13 @@ fn check_config(config: &Config, policy: &Policy, target: Option<&Target>) -> Re
     if *policy.source() == Source::Default {
         summary += &format!("flashpolicyd: warning: {PERMISSIVE}\n");
     }
-    let bind = server::bind_addresses(config);
+    // Under socket activation, the sockets systemd hands over (looked at, not taken).
+    let bind = match activation {
+        Activation::Sockets { count } => {
+            sys::inherited_addresses(inherit::LISTEN_FDS_START, *count)
+        }
+        _ => server::bind_addresses(config),
+    };
     let ports: Vec<u16> = bind.iter().map(|a| a.port()).collect();
     for line in served_hazards(policy, &ports) {
         summary += &format!("flashpolicyd: warning: {line}\n");

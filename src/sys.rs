@@ -443,6 +443,28 @@ pub(crate) fn claim_inherited_listeners(
     ))
 }
 
+/// The local addresses of the `count` descriptors from `first` on that are TCP sockets,
+/// without taking them (`--check-config` under socket activation).
+#[cfg(unix)]
+pub(crate) fn inherited_addresses(first: i32, count: usize) -> Vec<SocketAddr> {
+    use nix::sys::socket::{getsockname, SockaddrStorage};
+    (first..)
+        .take(count)
+        .filter_map(|fd| getsockname::<SockaddrStorage>(fd).ok())
+        .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+            (Some(v4), _) => Some(SocketAddr::from((v4.ip(), v4.port()))),
+            (_, Some(v6)) => Some(SocketAddr::from((v6.ip(), v6.port()))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// No socket activation outside Unix.
+#[cfg(not(unix))]
+pub(crate) fn inherited_addresses(_first: i32, _count: usize) -> Vec<SocketAddr> {
+    Vec::new()
+}
+
 /// Takes ownership of descriptor `fd` and checks that it is a listening TCP socket; it
 /// is made close-on-exec and blocking.
 ///

@@ -37,6 +37,30 @@ fn serves_on_the_inherited_socket_instead_of_binding() {
     assert_counters(&stopped, &[("served", 1)]);
 }
 
+/// `--check-config` under socket activation looks at the sockets systemd hands over
+/// (without taking them): it names their address, and the per-port warnings are about
+/// their port, not about `--port`.
+#[test]
+fn check_config_names_the_inherited_socket_and_warns_for_its_port() {
+    let (fd3, addr) = loopback_listener();
+    let out = run_cmd(
+        activated(fd3, &["--check-config", "-p", "843", "-a", "*:80"]),
+        Duration::from_secs(10),
+    );
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("would listen on {addr} ")),
+        "{stderr}"
+    );
+    // A policy served from a port >= 1024 that grants port 80: Flash Player refuses it.
+    assert!(
+        stderr.contains(&format!("warning: port {}:", addr.port())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("port 843:"), "{stderr}");
+}
+
 #[test]
 fn listen_pid_of_another_process_is_ignored() {
     let mut cmd = command(&["-p", "0", "-b", "127.0.0.1", "-a", "*"]);

@@ -3,9 +3,7 @@
 //! ([`crate::evaluate::lightspark`]); the policy on `-p` plays the master, as port 843
 //! does for Lightspark.
 
-use std::time::Duration;
-
-use super::{origin_name, read_file, Config, Fetcher, Report, Source, Status};
+use super::{origin_name, probe_master, read_master, Config, Fetcher, Report, Source, Status};
 use crate::error::Result;
 use crate::evaluate::lightspark::{decide, frame, hazards, judge, LsFetched};
 use crate::evaluate::Question;
@@ -20,21 +18,11 @@ pub(super) fn run(config: &Config, fetcher: &mut Fetcher) -> Result<(Report, Vec
     let verbose = config.verbose;
     let master = match &config.source {
         Source::Network { host, port } => {
-            let probe = fetcher.probe(host, *port, config.timeout);
-            report.measure(probe.elapsed, probe.received.len());
-            if probe.document().is_some() {
-                report.thresholds();
-            }
+            let probe = probe_master(&mut report, fetcher, host, *port, config.timeout);
             obtain(&mut report, &probe, *port, true, "master policy", verbose)
         }
         Source::File { path, port } => {
-            let bytes = read_file(path)?;
-            report.measure(Duration::ZERO, bytes.len());
-            report.detail(format!(
-                "read {} bytes from {}",
-                bytes.len(),
-                path.display()
-            ));
+            let bytes = read_master(&mut report, path)?;
             let origin = format!("{} as port {port}", path.display());
             // The file stands for what flashpolicyd serves: the file and one NUL.
             let doc = bytes.strip_suffix(b"\0").unwrap_or(&bytes);

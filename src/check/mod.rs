@@ -100,6 +100,40 @@ impl Fetcher {
     }
 }
 
+/// Fetches the master policy from `host:port`, recording its time and size (and the
+/// thresholds, once a document came), the same way for every player.
+fn probe_master(
+    report: &mut Report,
+    fetcher: &mut Fetcher,
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+) -> Probe {
+    let probe = fetcher.probe(host, port, timeout);
+    report.measure(probe.elapsed, probe.received.len());
+    if probe.document().is_some() {
+        report.thresholds();
+    }
+    probe
+}
+
+/// Reads the master policy from `path`, recording its size, the same way for every
+/// player.
+///
+/// # Errors
+///
+/// [`Error::PolicyRead`] naming the file.
+fn read_master(report: &mut Report, path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_file(path)?;
+    report.measure(std::time::Duration::ZERO, bytes.len());
+    report.detail(format!(
+        "read {} bytes from {}",
+        bytes.len(),
+        path.display()
+    ));
+    Ok(bytes)
+}
+
 /// The check under Flash Player's rules.
 fn run_flash(config: &Config, fetcher: &mut Fetcher) -> Result<Report> {
     let mut report = Report::new(config.warning, config.critical);
@@ -110,24 +144,14 @@ fn run_flash(config: &Config, fetcher: &mut Fetcher) -> Result<Report> {
     let lenient = config.question.is_some();
     let master = match &config.source {
         Source::Network { host, port } => {
-            let probe = fetcher.probe(host, *port, config.timeout);
-            report.measure(probe.elapsed, probe.received.len());
-            if probe.document().is_some() {
-                report.thresholds();
-            }
+            let probe = probe_master(&mut report, fetcher, host, *port, config.timeout);
             let fetched = assess(&mut report, &probe, "master policy", config.verbose);
             demote(&mut report, &fetched, lenient, &mut soft);
             fetched
         }
         Source::File { path, port } => {
-            let bytes = read_file(path)?;
-            report.measure(std::time::Duration::ZERO, bytes.len());
+            let bytes = read_master(&mut report, path)?;
             let origin = format!("{} as port {port}", path.display());
-            report.detail(format!(
-                "read {} bytes from {}",
-                bytes.len(),
-                path.display()
-            ));
             let fetched = if bytes.len() > MAX_REPLY_BYTES {
                 Fetched::Unavailable(format!("{origin} exceeds {MAX_REPLY_BYTES} bytes"))
             } else {

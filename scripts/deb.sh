@@ -19,7 +19,6 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || { echo "deb.sh: no version in Cargo.toml" >&2; exit 1; }
 maintainer=${DEB_MAINTAINER:-"flashpolicyd maintainers <$(git log -1 --format=%ae 2>/dev/null || echo root@localhost)>"}
 mtime=$(git log -1 --format=%ct 2>/dev/null || date +%s)
-musl=target/x86_64-unknown-linux-musl/release
 out=target/dist
 deb=$out/flashpolicyd_${version}_amd64.deb
 
@@ -31,9 +30,7 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 umask 022
 
-# Binaries, man pages, docs and examples: the same layout as `make install`.
-PREFIX=/usr DESTDIR=$root BUILD_DIR=$musl sh scripts/install.sh >/dev/null
-gzip -9n "$root/usr/share/man/man8/flashpolicyd.8" "$root/usr/share/man/man1/flashpolicy-check.1"
+package_install_tree "$root"
 doc=$root/usr/share/doc/flashpolicyd
 for f in "$doc"/*.md; do gzip -9n "$f"; done
 {

@@ -22,7 +22,6 @@ if ! command -v rpmbuild >/dev/null 2>&1; then
 fi
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || { echo "rpm.sh: no version in Cargo.toml" >&2; exit 1; }
-musl=target/x86_64-unknown-linux-musl/release
 out=target/dist
 
 sh scripts/static.sh
@@ -32,8 +31,7 @@ top=$(mktemp -d "$PWD/$out/.rpm.XXXXXX")
 trap 'rm -rf "$top"' EXIT
 root=$top/root
 umask 022
-PREFIX=/usr DESTDIR=$root BUILD_DIR=$musl sh scripts/install.sh >/dev/null
-gzip -9n "$root/usr/share/man/man8/flashpolicyd.8" "$root/usr/share/man/man1/flashpolicy-check.1"
+package_install_tree "$root"
 install -m 0644 LICENSE LICENSE-MIT LICENSE-APACHE "$root/usr/share/doc/flashpolicyd/"
 package_system_files "$root" /usr/lib/systemd/system /etc/rc.d/init.d /etc/sysconfig/flashpolicyd
 

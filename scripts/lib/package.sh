@@ -16,6 +16,14 @@ package_unit_body() {
     package_paths "$1" | sed -n '/^\[Unit\]/,$p'
 }
 
+# package_install_tree ROOT: the static binaries, man pages (compressed), docs and
+# examples under ROOT/usr, laid out as `make install` does.
+package_install_tree() {
+    PREFIX=/usr DESTDIR=$1 BUILD_DIR=target/x86_64-unknown-linux-musl/release \
+        sh scripts/install.sh >/dev/null
+    gzip -9n "$1/usr/share/man/man8/flashpolicyd.8" "$1/usr/share/man/man1/flashpolicy-check.1"
+}
+
 # package_system_files ROOT UNIT_DIR INIT_DIR ENV_FILE: writes, under ROOT, the systemd
 # socket and service in UNIT_DIR (the service reads FLASHPOLICYD_ARGS from ENV_FILE),
 # the SysV init script in INIT_DIR, ENV_FILE itself, /etc/flashpolicyd/policy.xml (the

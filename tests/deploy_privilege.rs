@@ -252,14 +252,7 @@ fn the_stats_file_is_written_as_the_user_dropped_to() {
         ],
         Duration::from_secs(10),
     );
-    assert_eq!(out.code(), 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!(
-            "cannot write --stats-file {prom}: permission denied"
-        )),
-        "{}",
-        out.stderr
-    );
+    assert_stats_file_refused(&out, &prom);
     assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
 
     std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the directory");

@@ -991,6 +991,19 @@ pub const COUNTERS: [&str; 7] = [
     "fd_exhausted",
 ];
 
+/// Asserts a start refused for a `--stats-file` PATH the daemon may not write: exit 2
+/// and a line naming the flag, the path and why.
+pub fn assert_stats_file_refused(out: &Output, path: &str) {
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot write --stats-file {path}: permission denied"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Asserts the counters of a `stopped:` line, each of the seven named in the contract.
 pub fn assert_counters(line: &str, expected: &[(&str, u64)]) {
     let got = parse_counters(line);

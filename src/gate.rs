@@ -9,7 +9,7 @@
 //! and the oldest when it is full or the process is out of descriptors.
 //! Without it (other systems, no epoll) the daemon is the same, only not flood-proof.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -85,7 +85,6 @@ impl Gate {
             epoll,
             capacity: capacity.max(1),
             conns: BTreeMap::new(),
-            order: VecDeque::new(),
             next: 0,
         };
         let thread = thread::Builder::new()
@@ -122,17 +121,14 @@ impl Gate {
 }
 
 /// The gate thread's state: held connections (with the request bytes seen) by epoll
-/// token, and their tokens in arrival order, which is deadline order (every deadline
-/// is accept time + `--timeout`). A connection that leaves early leaves its token
-/// behind, skipped when it reaches the front and dropped in bulk once stale tokens
-/// outnumber live ones (so the queue stays O(live)).
+/// token. Tokens are handed out in arrival order, which is deadline order (every
+/// deadline is accept time + `--timeout`): the first entry is the oldest.
 struct Held {
     gate: Arc<Gate>,
     rx: Receiver<(Conn, usize)>,
     epoll: Epoll,
     capacity: usize,
     conns: BTreeMap<u64, (Conn, usize)>,
-    order: VecDeque<u64>,
     next: u64,
 }
 
@@ -204,12 +200,6 @@ impl Held {
             return;
         }
         self.conns.insert(token, (conn, received));
-        self.order.push_back(token);
-        if self.order.len() > 2 * self.conns.len() + 1024 {
-            let conns = &self.conns;
-            self.order.retain(|t| conns.contains_key(t));
-            self.order.shrink_to(2 * self.order.len() + 1024);
-        }
     }
 
     fn remove(&mut self, token: u64) -> Option<(Conn, usize)> {
@@ -218,17 +208,10 @@ impl Held {
         Some(held)
     }
 
-    /// The longest-held connection's token and deadline, dropping stale tokens.
-    fn oldest(&mut self) -> Option<(u64, Instant)> {
-        while let Some(&token) = self.order.front() {
-            match self.conns.get(&token) {
-                Some((conn, _)) => return Some((token, conn.deadline)),
-                None => {
-                    self.order.pop_front();
-                }
-            }
-        }
-        None
+    /// The longest-held connection's token and deadline.
+    fn oldest(&self) -> Option<(u64, Instant)> {
+        let (&token, (conn, _)) = self.conns.first_key_value()?;
+        Some((token, conn.deadline))
     }
 
     fn close_oldest(&mut self, evicted: bool, stats: &Stats) {

@@ -124,13 +124,16 @@ expected=$(sort <<-EOF_
 )
 for arch in amd64 arm64; do
     img=flashpolicyd:$version-$arch
-    got=$(docker image inspect -f '{{.Os}}/{{.Architecture}} {{.Config.User}} {{.Size}}' "$img") ||
+    got=$(docker image inspect -f '{{.Os}}/{{.Architecture}} {{.Config.User}} {{.Size}} {{range $p, $_ := .Config.ExposedPorts}}{{$p}}{{end}} {{index .Config.Healthcheck.Test 0}}' "$img") ||
         fail "no image $img (make image)"
-    # shellcheck disable=SC2086 # three words
+    # shellcheck disable=SC2086 # five words
     set -- $got
     [ "$1" = "linux/$arch" ] || fail "$img: its configuration says $1, not linux/$arch"
     [ "$2" = 65534:65534 ] || fail "$img: runs as \"$2\", not 65534:65534"
     [ "$3" -lt 2000000 ] || fail "$img: $3 bytes, not under 2 MB"
+    [ "$4" = 843/tcp ] || fail "$img: exposes \"$4\", not 843/tcp"
+    # CMD, not CMD-SHELL: there is no shell in the image.
+    [ "$5" = CMD ] || fail "$img: its health check is \"$5\", not the exec form CMD"
     container "files-$arch"
     docker create --name "$c" "$img" >/dev/null 2>&1 || fail "docker create $img"
     # Every file and symlink (a shell would be one); Docker adds /.dockerenv and the

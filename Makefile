@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
 
-.PHONY: build run test lint release clean static install dist deb rpm fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows
 
 build:
 	$(CARGO) build
@@ -39,6 +39,15 @@ deb:
 # target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
 rpm:
 	CARGO="$(CARGO)" sh scripts/rpm.sh
+
+# Container images FROM scratch (static daemon, checker, licences, example policy), amd64
+# and arm64: flashpolicyd:VERSION-ARCH and :latest; IMAGE_ARCH=arm64 builds one (Docker).
+image:
+	CARGO="$(CARGO)" IMAGE_ARCH="$(IMAGE_ARCH)" sh scripts/image.sh
+
+# Runs the image read-only without capabilities: serves, turns healthy, exits 2 on a bad policy, stops on docker stop.
+image-check:
+	CARGO="$(CARGO)" sh scripts/image-check.sh
 
 # The release binaries, man pages and examples into $(DESTDIR)$(PREFIX) (sbin, bin, share/).
 install: release

@@ -45,6 +45,13 @@ fn options() -> Options {
         "serve this crossdomain.xml policy file",
         "PATH",
     );
+    o.optopt(
+        "",
+        "file-if-exists",
+        "like --file, but if PATH does not exist at start, serve the embedded allow-all \
+         policy (a container's optional mount)",
+        "PATH",
+    );
     o.optmulti(
         "a",
         "allow",
@@ -180,16 +187,36 @@ fn config_from(m: &Matches) -> Result<Config> {
     }
     c.binds.dedup();
     let allows = m.opt_strs("a");
-    c.policy = match (m.opt_str("f"), allows.is_empty()) {
-        (Some(_), false) => {
+    let file = match (m.opt_str("f"), m.opt_str("file-if-exists")) {
+        (Some(_), Some(_)) => {
             return Err(Error::Usage(
-                "--file and --allow cannot be used together: give one policy source".into(),
+                "--file and --file-if-exists cannot be used together: give one policy source"
+                    .into(),
             ))
         }
-        (Some(path), true) if path.is_empty() => {
-            return Err(Error::Usage("invalid --file \"\": must be a path".into()))
+        (Some(path), None) => Some(("--file", path)),
+        (None, Some(path)) => Some(("--file-if-exists", path)),
+        (None, None) => None,
+    };
+    c.policy = match (file, allows.is_empty()) {
+        (Some((flag, _)), false) => {
+            return Err(Error::Usage(format!(
+                "{flag} and --allow cannot be used together: give one policy source"
+            )))
         }
-        (Some(path), true) => PolicySource::File(PathBuf::from(path)),
+        (Some((flag, path)), true) if path.is_empty() => {
+            return Err(Error::Usage(format!("invalid {flag} \"\": must be a path")))
+        }
+        // Only "does not exist" falls back (the container image's default command names
+        // the path a policy may be mounted at); anything else, a dangling symlink
+        // included, is the --file error it would be.
+        (Some(("--file-if-exists", path)), true)
+            if std::fs::symlink_metadata(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            PolicySource::Default
+        }
+        (Some((_, path)), true) => PolicySource::File(PathBuf::from(path)),
         (None, false) => {
             let mut specs = Vec::with_capacity(allows.len());
             for v in &allows {
@@ -711,6 +738,41 @@ mod tests {
             .starts_with("invalid --stats-file \"/\": must name a file"));
         assert!(usage_err(&["--inetd", "--stats-file", "/tmp/x.prom"])
             .contains("--inetd and --stats-file cannot be used together"));
+    }
+
+    #[test]
+    fn file_if_exists_falls_back_only_when_the_path_does_not_exist() {
+        let dir = std::env::temp_dir().join(format!("fpd-cli-fie-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let present = dir.join("policy.xml");
+        std::fs::write(&present, "x").unwrap();
+        let missing = dir.join("absent.xml");
+        let dangling = dir.join("dangling.xml");
+        let _ = std::fs::remove_file(&dangling);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&missing, &dangling).unwrap();
+        let arg = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        assert_eq!(
+            run(&["--file-if-exists", &arg(&present)]).unwrap().policy,
+            PolicySource::File(present.clone())
+        );
+        assert_eq!(
+            run(&["--file-if-exists", &arg(&missing)]).unwrap().policy,
+            PolicySource::Default
+        );
+        // A dangling symlink is a mistake to report, not an absent mount.
+        #[cfg(unix)]
+        assert_eq!(
+            run(&["--file-if-exists", &arg(&dangling)]).unwrap().policy,
+            PolicySource::File(dangling.clone())
+        );
+        assert!(usage_err(&["--file-if-exists", "", "-p", "1"])
+            .starts_with("invalid --file-if-exists \"\""));
+        assert!(usage_err(&["--file-if-exists", "/x", "-f", "/y"])
+            .contains("--file and --file-if-exists cannot be used together"));
+        assert!(usage_err(&["--file-if-exists", "/x", "-a", "*"])
+            .contains("--file-if-exists and --allow cannot be used together"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

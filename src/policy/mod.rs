@@ -8,7 +8,7 @@
 //!
 //! Choices where protocol.md is silent:
 //! - text or CDATA that is not whitespace inside the root, and elements nested in
-//!   `allow-access-from` or `site-control`, are warnings (players ignore them); the
+//!   `allow-access-from` or `site-control`, are notes (players ignore them); the
 //!   contents of unknown elements are not examined;
 //! - CDATA is accepted inside the root (as text), not outside it (not well-formed);
 //! - only the five predefined entities and numeric references exist: an entity

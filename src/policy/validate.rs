@@ -39,7 +39,7 @@ pub fn validate(bytes: &[u8]) -> Report {
 #[derive(Clone, Copy)]
 enum Frame {
     Root,
-    /// `site-control` or `allow-access-from`: children and text get a warning.
+    /// `site-control` or `allow-access-from`: children and text get a note.
     Known(&'static str),
     /// Ignored by players, and so are its contents.
     Silent,

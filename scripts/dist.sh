@@ -40,7 +40,7 @@ for bin in flashpolicyd flashpolicy-check flashpolicy-bench; do
 done
 install -m 0644 README.md LICENSE LICENSE-MIT LICENSE-APACHE "$top/"
 install -m 0644 docs/flashpolicyd.8 docs/flashpolicy-check.1 docs/deploying.md \
-    docs/deploy.md docs/migrating.md docs/players.md "$top/docs/"
+    docs/artefacts.md docs/migrating.md docs/players.md "$top/docs/"
 # The files scripts/install.sh installs, where it expects them: it runs unchanged.
 cp -R scripts/systemd scripts/init.d scripts/xinetd scripts/logrotate scripts/nagios \
     scripts/flashpolicyd-cron scripts/flashpolicy.xml scripts/install.sh "$top/scripts/"

@@ -59,7 +59,7 @@ copy scripts/flashpolicyd-cron "$root/sbin/flashpolicyd-cron" 0755
 install -m 0644 docs/flashpolicyd.8 "$root/share/man/man8/flashpolicyd.8"
 install -m 0644 docs/flashpolicy-check.1 "$root/share/man/man1/flashpolicy-check.1"
 
-install -m 0644 README.md docs/deploying.md docs/deploy.md docs/migrating.md docs/players.md "$doc/"
+install -m 0644 README.md docs/deploying.md docs/artefacts.md docs/migrating.md docs/players.md "$doc/"
 for f in scripts/systemd/*; do
     copy "$f" "$examples/systemd/$(basename "$f")" 0644
 done

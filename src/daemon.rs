@@ -15,11 +15,11 @@ use log::{debug, error, info, warn};
 
 use crate::config::{self, Config, PolicySource, Verbosity};
 use crate::error::{describe_io, Error, Result};
-use crate::evaluate::lightspark::served_hazards;
 use crate::inherit::{self, Activation};
 use crate::logging::{self, LogFile};
 use crate::metrics::{PolicyFigures, Textfile};
 use crate::pidfile::PidFile;
+use crate::policy::hazards::served_hazards;
 use crate::policy::{Policy, Source};
 use crate::privilege::{self, Target};
 use crate::reload::{Check, Reloader, Stamp};

@@ -23,7 +23,6 @@ pub mod config;
 mod conn;
 pub mod daemon;
 pub mod error;
-pub mod evaluate;
 #[cfg(target_os = "linux")]
 mod gate;
 mod inherit;
@@ -32,7 +31,7 @@ mod metrics;
 mod pidfile;
 pub mod policy;
 mod privilege;
-mod probe;
+pub mod protocol;
 mod reload;
 pub mod request;
 mod server;

@@ -142,7 +142,7 @@ impl Reloader {
         for w in policy.warnings() {
             warn!("policy: {}", policy.locate(w));
         }
-        for line in crate::evaluate::lightspark::served_hazards(&policy, &self.ports) {
+        for line in crate::policy::hazards::served_hazards(&policy, &self.ports) {
             warn!("policy: {line}");
         }
         (self.apply)(Arc::clone(policy.bytes()));

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use getopts::Options;
 
+use super::evaluate::{Question, SwfDomain};
 use crate::error::{Error, Result};
-use crate::evaluate::{Question, SwfDomain};
 
 /// Port where the player looks for the master policy first.
 pub(crate) const DEFAULT_PORT: u16 = 843;

@@ -13,9 +13,10 @@ mod matching;
 #[cfg(test)]
 use matching::low_port_allows;
 pub use matching::{domain_matches, ports_match, SwfDomain};
-pub(crate) use matching::{judge, Grant, Question, LOW_PORT_LIMIT};
+pub(crate) use matching::{judge, Grant, Question};
 
 use crate::policy::{AllowAccessFrom, Document, MetaPolicy};
+use crate::protocol::LOW_PORT_LIMIT;
 
 /// Which role a policy played in the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

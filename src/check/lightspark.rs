@@ -1,14 +1,15 @@
 //! `--player lightspark`: the check under Lightspark's rules (protocol.md §7). The
 //! same fetches as for Flash Player, framed and read as Lightspark does
-//! ([`crate::evaluate::lightspark`]); the policy on `-p` plays the master, as port 843
+//! ([`super::evaluate::lightspark`]); the policy on `-p` plays the master, as port 843
 //! does for Lightspark.
 
+use super::evaluate::lightspark::{decide, frame, judge, LsFetched};
+use super::evaluate::Question;
+use super::probe::{Probe, MAX_REPLY_BYTES};
 use super::{origin_name, probe_master, read_master, Config, Fetcher, Report, Source, Status};
 use crate::error::Result;
-use crate::evaluate::lightspark::{decide, frame, hazards, judge, LsFetched};
-use crate::evaluate::Question;
+use crate::policy::hazards::hazards;
 use crate::policy::lightspark::{self as ls, LsDocument, Rule};
-use crate::probe::{Probe, MAX_REPLY_BYTES};
 
 /// Runs the check; also returns the facts where Lightspark's rules decided unlike
 /// Flash Player's, each naming its rule (for `--player all`).

@@ -4,7 +4,7 @@
 //! as written; every `to-ports` item grants only the number it starts with.
 //!
 //! Pure: the bytes in, an [`LsDocument`] out. The decision over master and
-//! destination policies lives in `evaluate::lightspark`.
+//! destination policies lives in `check::evaluate::lightspark`; the per-port hazards in `hazards`.
 
 use std::fmt;
 

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 
 mod allow;
 mod encoding;
+pub mod hazards;
 mod lexical;
 pub mod lightspark;
 mod ports;

@@ -2,7 +2,7 @@
 //! Player reads it: what it would reject is an error; what a player would misread, or
 //! what says something other than the operator likely meant, is a warning; what is
 //! true and useful but needs no fix is a note. Lightspark's stricter reading, which
-//! depends on the port a policy is served from, is `evaluate::lightspark::hazards`.
+//! depends on the port a policy is served from, is `hazards`.
 //!
 //! Choices where the protocol is silent: elements nested inside `allow-access-from`
 //! or `site-control` and non-whitespace text or CDATA inside the root are notes

@@ -1,25 +1,19 @@
 //! How Lightspark decides whether a SWF may open a socket (protocol.md §7): the reply
 //! framing it accepts, the master on port 843 first, the destination port only when
 //! the master's meta-policy is `all` (or the master is unusable), grants without the
-//! low-port rule. Also the hazards an operator should hear about for a policy served
-//! on a given port ([`hazards`]): the daemon and the checker share them.
+//! low-port rule. The hazards an operator should hear about for a policy served on a
+//! given port are the policy's own (`policy::hazards`).
 //!
 //! Pure logic, no I/O: policies are passed in, the destination one through a closure.
 
-use super::{Question, LOW_PORT_LIMIT};
+use super::Question;
+use crate::policy::hazards::{describe_ports, misread_rule};
 use crate::policy::lightspark::{self as ls, LsDocument, LsGrant, LsMeta, Rule};
-use crate::policy::{Diagnostic, Policy, Severity, ToPorts};
-
-/// Port Lightspark fetches the master policy from; only a policy from there may hold
-/// `site-control`.
-pub(crate) const MASTER_PORT: u16 = 843;
+use crate::policy::ToPorts;
+use crate::protocol::LOW_PORT_LIMIT;
 
 /// Lightspark's receive buffer: it reads again only after a read filled it.
 pub(crate) const READ_BUFFER: usize = 4096;
-
-/// Replies longer than this may not arrive in one TCP segment, and Lightspark keeps
-/// only the first piece that arrives.
-pub(crate) const SEGMENT_BYTES: usize = 1400;
 
 /// A policy as Lightspark obtained it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,39 +246,6 @@ fn consult(
     ))
 }
 
-/// The Lightspark rule behind a `to-ports` value it reads unlike Flash Player.
-fn misread_rule(g: &LsGrant) -> Option<Rule> {
-    let items: Vec<&str> = g.to_ports_text.split(',').collect();
-    if items.iter().any(|i| i.trim() == "*") && !g.ports.any {
-        Some(Rule::StarLost)
-    } else if items.iter().any(|i| i.contains('-')) {
-        Some(Rule::RangeFirstPort)
-    } else if g.to_ports_text != g.to_ports_text.trim() {
-        Some(Rule::Untrimmed)
-    } else {
-        None
-    }
-}
-
-/// `ports 8000, 9000` or `every port`.
-fn describe_ports(g: &LsGrant) -> String {
-    if g.ports.any {
-        return "every port".to_string();
-    }
-    let ports: Vec<String> = g
-        .ports
-        .ports
-        .iter()
-        .filter(|&&p| p != 0)
-        .map(u16::to_string)
-        .collect();
-    if ports.is_empty() {
-        "no port".to_string()
-    } else {
-        format!("port {}", ports.join(", "))
-    }
-}
-
 /// Decides like Lightspark: the policy from `master_port` is the master. Unusable or
 /// void, it grants nothing and the destination port is asked; `none` or an unknown
 /// meta-policy denies everything; a matching grant allows; otherwise the destination
@@ -394,162 +355,6 @@ where
         rules,
         fell_back: true,
     }
-}
-
-/// A hazard of a policy served on a port, for Lightspark or between players, with the
-/// fix in its message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hazard {
-    /// The Lightspark rule behind it.
-    pub rule: Rule,
-    /// 1-based line in the policy (0: the whole reply).
-    pub line: usize,
-    /// What goes wrong and how to fix it; ends with the rule name.
-    pub message: String,
-}
-
-impl Hazard {
-    fn new(rule: Rule, line: usize, message: String) -> Hazard {
-        Hazard {
-            rule,
-            message: format!("{message} {rule}"),
-            line,
-        }
-    }
-}
-
-/// The hazards of `document` served on `port` in a reply of `reply_len` bytes:
-/// whatever makes Lightspark void it or misread it, and grants that Flash Player and
-/// Lightspark answer differently (the low-port rule). `master` says whether Lightspark
-/// takes this policy for the master (served from port 843).
-pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Vec<Hazard> {
-    let mut out = Vec::new();
-    if reply_len > SEGMENT_BYTES {
-        out.push(Hazard::new(
-            Rule::ReplySize,
-            0,
-            format!(
-                "the reply is {reply_len} bytes, more than one TCP segment (about \
-                 {SEGMENT_BYTES}): Lightspark keeps only the first piece that arrives and may \
-                 refuse the policy; shorten it (comments, indentation, fewer elements)"
-            ),
-        ));
-    }
-    let doc = ls::read(document, master);
-    for v in &doc.invalid {
-        let fix = match v.rule {
-            Rule::SiteControlNotMaster => format!(
-                "Lightspark voids the whole policy; remove site-control from the policy served \
-                 on port {port}, or serve it on port 843 (a redirect from 843 keeps it the \
-                 master)"
-            ),
-            Rule::HttpHeadersElement => "Flash Player ignores it in a socket policy but \
-                 Lightspark voids the whole policy; remove it (a crossdomain.xml is not a socket \
-                 policy)"
-                .to_string(),
-            Rule::NestedElement => "Lightspark voids the whole policy for an element below \
-                 the root's children; remove it"
-                .to_string(),
-            _ => "Lightspark voids the whole policy; remove or correct the element".to_string(),
-        };
-        out.push(Hazard::new(v.rule, v.line, format!("{}: {fix}", v.message)));
-    }
-    if let Some(sc) = &doc.site_control {
-        if let LsMeta::Unknown(value) = &sc.meta {
-            out.push(Hazard::new(
-                Rule::MetaUnknown,
-                sc.line,
-                format!(
-                    "site-control \"{value}\": Lightspark reads an unknown value as none and \
-                     honours no policy at all; use all, master-only or none"
-                ),
-            ));
-        }
-    }
-    for g in &doc.grants {
-        let line = g.line;
-        let text = &g.to_ports_text;
-        if g.domain != g.domain.trim() {
-            out.push(Hazard::new(
-                Rule::Untrimmed,
-                line,
-                format!(
-                    "domain \"{}\" has surrounding spaces: Lightspark compares it as written \
-                     and it matches nothing; remove the spaces",
-                    g.domain
-                ),
-            ));
-        }
-        match misread_rule(g) {
-            Some(Rule::StarLost) => out.push(Hazard::new(
-                Rule::StarLost,
-                line,
-                format!(
-                    "to-ports \"{text}\": Lightspark loses a \"*\" followed by a range and \
-                     grants only {}; write to-ports=\"*\" alone",
-                    describe_ports(g)
-                ),
-            )),
-            Some(Rule::RangeFirstPort) => out.push(Hazard::new(
-                Rule::RangeFirstPort,
-                line,
-                format!(
-                    "to-ports \"{text}\": Lightspark grants only the first port of each range \
-                     ({}); list the ports one by one, or use \"*\"",
-                    describe_ports(g)
-                ),
-            )),
-            Some(Rule::Untrimmed) => out.push(Hazard::new(
-                Rule::Untrimmed,
-                line,
-                format!("to-ports \"{text}\" has surrounding spaces; remove them"),
-            )),
-            _ => {}
-        }
-        if port >= LOW_PORT_LIMIT {
-            let low = match ToPorts::parse(text) {
-                Ok(ToPorts::Any) => true,
-                Ok(ToPorts::Ranges(r)) => r.iter().any(|&(lo, _)| lo < LOW_PORT_LIMIT),
-                Err(_) => false,
-            };
-            if low {
-                out.push(Hazard::new(
-                    Rule::NoLowPortRule,
-                    line,
-                    format!(
-                        "to-ports \"{text}\" includes ports below 1024: Flash Player refuses \
-                         them from a policy served on port {port} (>= 1024), Lightspark grants \
-                         them; serve the policy on port 843 (or redirect 843 here) so that both \
-                         players agree, or grant only ports of 1024 and above"
-                    ),
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// The hazards of `policy` on each of `ports` (each port once, in order), one line
-/// each: `port 8843: PATH:LINE: message`. What the daemon logs at start and
-/// `--check-config` prints.
-pub(crate) fn served_hazards(policy: &Policy, ports: &[u16]) -> Vec<String> {
-    let mut ports = ports.to_vec();
-    ports.sort_unstable();
-    ports.dedup();
-    let bytes = policy.bytes();
-    let document = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-    let mut out = Vec::new();
-    for port in ports {
-        for h in hazards(document, bytes.len(), port, port == MASTER_PORT) {
-            let at = Diagnostic {
-                severity: Severity::Warning,
-                line: h.line,
-                message: h.message,
-            };
-            out.push(format!("port {port}: {}", policy.locate(&at)));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

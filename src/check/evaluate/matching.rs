@@ -7,9 +7,7 @@ use std::net::IpAddr;
 
 use crate::policy::{AllowAccessFrom, ToPorts};
 
-/// Policies served from a port below this may grant any port; from this port or above
-/// they grant only ports of this value and above (the low-port rule).
-pub(crate) const LOW_PORT_LIMIT: u16 = 1024;
+use crate::protocol::LOW_PORT_LIMIT;
 
 /// The domain a SWF was loaded from, as the player compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,7 +167,7 @@ fn children_of_policy_elements() {
         "<allow-access-from domain=\"*\" to-ports=\"*\">\n<port>80</port>\n</allow-access-from>",
     );
     // Flash Player ignores them (a note); Lightspark voids the file, which the
-    // per-port hazards report (evaluate::lightspark).
+    // per-port hazards report (policy::hazards).
     assert_note(&doc, 3, &["allow-access-from", "<port>", "Lightspark"]);
     let doc = wrap(&format!(
         "<site-control permitted-cross-domain-policies=\"all\">\n<x/></site-control>\n{GRANT}"

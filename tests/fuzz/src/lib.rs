@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use flashpolicyd::evaluate::{domain_matches, ports_match, SwfDomain};
+use flashpolicyd::check::evaluate::{domain_matches, ports_match, SwfDomain};
 use flashpolicyd::policy::{
     self, check_domain, render_document, AllowSpec, Policy, Report, ToPorts,
 };
@@ -210,8 +210,7 @@ pub fn policy_validate(data: &[u8]) {
             assert!(v.line <= lines, "{v:?} past line {lines}");
         }
         for port in [843, 8843] {
-            let hazards =
-                flashpolicyd::evaluate::lightspark::hazards(data, data.len(), port, master);
+            let hazards = flashpolicyd::policy::hazards::hazards(data, data.len(), port, master);
             for h in hazards {
                 assert!(h.line <= lines && h.message.ends_with(']'), "{h:?}");
             }

@@ -2,7 +2,7 @@
 //! checks a rule names it. Expected answers follow protocol.md §7.
 
 use super::*;
-use crate::evaluate::SwfDomain;
+use crate::check::evaluate::SwfDomain;
 
 fn q(domain: &str, to_port: u16) -> Question {
     Question {
@@ -227,61 +227,4 @@ fn secure_grants_need_https() {
     };
     let (d, _) = run(&https, refused(), Some(dest));
     assert!(d.allowed);
-}
-
-fn hazard_rules(body: &str, len: usize, port: u16) -> Vec<Rule> {
-    let text = format!("<cross-domain-policy>\n{body}\n</cross-domain-policy>");
-    hazards(text.as_bytes(), len, port, port == MASTER_PORT)
-        .iter()
-        .map(|h| h.rule)
-        .collect()
-}
-
-#[test]
-fn hazards_per_port() {
-    let sc = "<site-control permitted-cross-domain-policies=\"all\"/>";
-    assert_eq!(
-        hazard_rules(sc, 100, 8843),
-        vec![Rule::SiteControlNotMaster]
-    );
-    assert_eq!(hazard_rules(sc, 100, 843), vec![]);
-    let range = r#"<allow-access-from domain="*" to-ports="9000-9100"/>"#;
-    assert_eq!(hazard_rules(range, 100, 843), vec![Rule::RangeFirstPort]);
-    let star = r#"<allow-access-from domain="*" to-ports="*,9000-9100"/>"#;
-    assert_eq!(hazard_rules(star, 100, 843), vec![Rule::StarLost]);
-    let low = r#"<allow-access-from domain="*" to-ports="80,9000"/>"#;
-    assert_eq!(hazard_rules(low, 100, 843), vec![]);
-    assert_eq!(hazard_rules(low, 100, 8843), vec![Rule::NoLowPortRule]);
-    assert_eq!(hazard_rules(ALL, 100, 8843), vec![Rule::NoLowPortRule]);
-    assert_eq!(hazard_rules(ALL, 1401, 843), vec![Rule::ReplySize]);
-    let headers = r#"<allow-http-request-headers-from domain="*" headers="*"/>"#;
-    assert_eq!(
-        hazard_rules(headers, 100, 843),
-        vec![Rule::HttpHeadersElement]
-    );
-    let unknown = "<site-control permitted-cross-domain-policies=\"everything\"/>";
-    assert_eq!(hazard_rules(unknown, 100, 843), vec![Rule::MetaUnknown]);
-    let nested = "<custom><x/></custom>";
-    assert_eq!(hazard_rules(nested, 100, 843), vec![Rule::NestedElement]);
-    // Every invalid element is listed, not only the one that voids the file.
-    assert_eq!(
-        hazard_rules(&format!("{sc}\n{headers}\n{range}"), 100, 8843),
-        vec![
-            Rule::SiteControlNotMaster,
-            Rule::HttpHeadersElement,
-            Rule::RangeFirstPort,
-        ]
-    );
-}
-
-#[test]
-fn hazard_messages_offer_the_fix_and_name_the_rule() {
-    let sc = "<cross-domain-policy><site-control permitted-cross-domain-policies=\"all\"/></cross-domain-policy>";
-    let h = &hazards(sc.as_bytes(), 100, 8843, false)[0];
-    assert!(h.message.contains("remove site-control"), "{}", h.message);
-    assert!(
-        h.message.ends_with("[lightspark: site-control-not-master]"),
-        "{}",
-        h.message
-    );
 }

@@ -4,7 +4,8 @@
 //! as written; every `to-ports` item grants only the number it starts with.
 //!
 //! Pure: the bytes in, an [`LsDocument`] out. The decision over master and
-//! destination policies lives in `check::evaluate::lightspark`; the per-port hazards in `hazards`.
+//! destination policies is the checker's (`check::evaluate::lightspark`); what the
+//! daemon warns about is in `hazards`.
 
 use std::fmt;
 

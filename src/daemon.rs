@@ -15,7 +15,6 @@ use log::{debug, error, info, warn};
 
 use crate::config::{self, Config, PolicySource, Verbosity};
 use crate::error::{describe_io, Error, Result};
-use crate::inherit::{self, Activation};
 use crate::logging::{self, LogFile};
 use crate::metrics::{PolicyFigures, Textfile};
 use crate::pidfile::PidFile;
@@ -26,6 +25,7 @@ use crate::reload::{Check, Reloader, Stamp};
 use crate::server::{self, Server};
 use crate::stats::Stats;
 use crate::sys;
+use crate::sys::inherit::{self, Activation};
 
 const PERMISSIVE: &str = "serving the embedded allow-all policy, which is permissive: SWFs \
     from any domain may connect to any port; restrict it with --file or --allow";
@@ -237,11 +237,11 @@ fn run_server(
 
 /// `--inetd`: serve the one connection on standard input, then return.
 fn serve_inetd(config: &Config, policy: &Policy, target: Option<&Target>) -> Result<()> {
-    let stream = sys::stdin_connection(config.timeout).map_err(|e| match e.kind() {
+    let stream = inherit::stdin_connection(config.timeout).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidInput => Error::Usage(format!("--inetd: {}", describe_io(&e))),
         _ => Error::io("--inetd: cannot use standard input", e),
     })?;
-    sys::detach_stdio()
+    inherit::detach_stdio()
         .map_err(|e| Error::io("--inetd: cannot point stdout and stderr at /dev/null", e))?;
     if let Some(t) = target {
         privilege::switch(t)?;
@@ -293,7 +293,7 @@ fn check_config(
     // Under socket activation, the sockets systemd hands over (looked at, not taken).
     let bind = match activation {
         Activation::Sockets { count } => {
-            sys::inherited_addresses(inherit::LISTEN_FDS_START, *count)
+            inherit::inherited_addresses(inherit::LISTEN_FDS_START, *count)
         }
         _ => server::bind_addresses(config),
     };

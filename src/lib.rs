@@ -23,9 +23,8 @@ pub mod config;
 mod conn;
 pub mod daemon;
 pub mod error;
-#[cfg(target_os = "linux")]
+#[cfg_attr(not(target_os = "linux"), path = "gate/standin.rs")]
 mod gate;
-mod inherit;
 mod logging;
 mod metrics;
 mod pidfile;

@@ -19,7 +19,6 @@ use threadpool::ThreadPool;
 use crate::config::Config;
 use crate::conn::{self, Conn};
 use crate::error::{Error, Result};
-#[cfg(target_os = "linux")]
 use crate::gate::Gate;
 use crate::stats::{Ending, Snapshot, Stats};
 use crate::sys;
@@ -32,14 +31,11 @@ const FD_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const FD_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// Held connections the gate closes (oldest first) each time `accept` runs out of
 /// descriptors.
-#[cfg(target_os = "linux")]
 const EVICT_ON_FD_EXHAUSTION: usize = 64;
 /// Descriptors kept out of the gate's share (listeners, logs, stdio, epoll...), at most
 /// half the limit.
-#[cfg(target_os = "linux")]
 const RESERVED_FDS: u64 = 64;
 /// Gate size when the descriptor limit is unknown.
-#[cfg(target_os = "linux")]
 const DEFAULT_GATE: usize = 4096;
 /// Rate limit of the repeated warnings of the accept loop.
 const WARN_EVERY: Duration = Duration::from_secs(1);
@@ -62,11 +58,10 @@ impl Shared {
     }
 }
 
-/// What an accept thread needs: the pool, the shared state and (Linux) the gate.
+/// What an accept thread needs: the pool, the shared state and the gate, if any.
 struct Accept {
     pool: ThreadPool,
     shared: Arc<Shared>,
-    #[cfg(target_os = "linux")]
     gate: Option<Arc<Gate>>,
 }
 
@@ -120,7 +115,7 @@ impl Server {
         for addr in bind_addresses(config) {
             match sys::listen(addr) {
                 Ok(l) => listeners.push(l),
-                Err(e) if config.binds.is_empty() && addr.is_ipv6() && no_ipv6(&e) => {
+                Err(e) if config.binds.is_empty() && addr.is_ipv6() && sys::is_no_ipv6(&e) => {
                     info!(
                         "no IPv6 on this host ({}): listening on IPv4 only",
                         crate::error::describe_io(&e)
@@ -199,12 +194,10 @@ impl Server {
             .thread_name("policy-worker".into())
             .thread_stack_size(WORKER_STACK)
             .build();
-        #[cfg(target_os = "linux")]
         let (gate, gate_thread) = start_gate(&pool, &self.shared);
         let accept = Arc::new(Accept {
             pool: pool.clone(),
             shared: Arc::clone(&self.shared),
-            #[cfg(target_os = "linux")]
             gate: gate.clone(),
         });
         let mut threads = Vec::new();
@@ -231,7 +224,6 @@ impl Server {
         }
         // Held connections are dispatched or expire within their deadline, then every
         // queued and running connection is finished by its worker.
-        #[cfg(target_os = "linux")]
         if let (Some(gate), Some(thread)) = (gate, gate_thread) {
             gate.stop();
             let _ = thread.join();
@@ -248,8 +240,7 @@ impl Server {
 }
 
 /// Starts the readiness gate, sized to most of the descriptors we may open; without it
-/// (epoll unavailable) workers wait for slow clients themselves.
-#[cfg(target_os = "linux")]
+/// (not Linux, or epoll unavailable) workers wait for slow clients themselves.
 fn start_gate(
     pool: &ThreadPool,
     shared: &Arc<Shared>,
@@ -265,6 +256,7 @@ fn start_gate(
     let dispatch = move |conn| dispatch(&pool, &to_pool, conn);
     match Gate::start(capacity, Arc::clone(&shared.stats), dispatch) {
         Ok((gate, thread)) => (Some(gate), Some(thread)),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => (None, None),
         Err(e) => {
             warn!("no readiness gate ({e}): slow clients will occupy workers");
             (None, None)
@@ -305,21 +297,6 @@ impl Handle {
     }
 }
 
-fn no_ipv6(e: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        use nix::libc;
-        matches!(
-            e.raw_os_error(),
-            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        e.kind() == io::ErrorKind::AddrNotAvailable
-    }
-}
-
 fn accept_loop(listener: &TcpListener, accept: &Accept) {
     let shared = &accept.shared;
     let mut backoff = FD_BACKOFF_MIN;
@@ -351,7 +328,6 @@ fn accept_loop(listener: &TcpListener, accept: &Accept) {
                         crate::error::describe_io(&e)
                     );
                 }
-                #[cfg(target_os = "linux")]
                 if let Some(gate) = &accept.gate {
                     gate.evict(EVICT_ON_FD_EXHAUSTION);
                 }
@@ -409,7 +385,6 @@ fn admit(
         return; // dropping the stream closes it
     }
     let conn = Conn::new(stream, peer, shared.timeout);
-    #[cfg(target_os = "linux")]
     let conn = match &accept.gate {
         Some(gate) => match gate.admit(conn) {
             Some(ready) => ready,

@@ -1,8 +1,6 @@
-//! The operating-system seams: the few things std does not expose (IPv6-only listening
-//! sockets, `TCP_DEFER_ACCEPT`, waking a blocked `accept`, the reply sent with the FIN,
-//! `SCHED_BATCH`, descriptor limits, inherited sockets, SIGHUP under nohup, process
-//! liveness). Every `unsafe` block of the crate lives here (the one module with
-//! `#[allow(unsafe_code)]`). Non-Unix builds get portable fallbacks.
+//! The OS seams on Unix: the calls std does not expose, through nix and, where nix
+//! has no wrapper, libc in `unsafe` blocks. Linux-only calls say so; other Unix
+//! systems get the portable answer beside them.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -15,7 +13,8 @@ use std::net::{SocketAddr, TcpListener};
 /// ones beyond the queue accepted at once and held in the readiness gate).
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXALLOWABLE;
-#[cfg(all(unix, not(any(target_os = "linux", target_os = "freebsd"))))]
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXCONN;
 
 /// The longest listen queue the kernel grants (`net.core.somaxconn`), for the log.
@@ -37,7 +36,6 @@ pub(crate) fn listen_queue_limit() -> Option<u32> {
 /// # Errors
 ///
 /// What the OS says (address in use, permission denied, no IPv6...).
-#[cfg(unix)]
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use nix::sys::socket::{
         self as s, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
@@ -63,28 +61,14 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-/// Creates a listening TCP socket on `addr` (std's defaults).
-///
-/// # Errors
-///
-/// What the OS says.
-#[cfg(not(unix))]
-pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
-}
-
 /// Makes a thread blocked in `accept()` on `listener` return. On Linux, shutting down
-/// a listening socket does that; elsewhere (and as a fallback) we connect to it.
+/// a listening socket does that; on other Unix systems (and as a fallback) we connect to it.
 pub(crate) fn wake_accept(listener: &TcpListener) {
-    #[cfg(unix)]
+    use std::os::fd::AsRawFd;
+    if nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Read).is_ok()
+        && cfg!(target_os = "linux")
     {
-        use std::os::fd::AsRawFd;
-        if nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Read)
-            .is_ok()
-            && cfg!(target_os = "linux")
-        {
-            return;
-        }
+        return;
     }
     if let Ok(mut addr) = listener.local_addr() {
         if addr.ip().is_unspecified() {
@@ -99,7 +83,6 @@ pub(crate) fn wake_accept(listener: &TcpListener) {
 
 /// True when SIGHUP was already ignored when we started (as under `nohup`). Must be
 /// called before any handler is installed.
-#[cfg(unix)]
 pub(crate) fn sighup_ignored() -> bool {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
@@ -117,19 +100,12 @@ pub(crate) fn sighup_ignored() -> bool {
     false
 }
 
-/// On non-Unix systems there is no SIGHUP.
-#[cfg(not(unix))]
-pub(crate) fn sighup_ignored() -> bool {
-    false
-}
-
 /// Sets SIGHUP back to "ignore" after the ctrl-c handler took it over, so a hangup does
 /// not stop a daemon started under `nohup`.
 ///
 /// # Errors
 ///
 /// What the OS says.
-#[cfg(unix)]
 pub(crate) fn ignore_sighup() -> io::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
@@ -138,18 +114,7 @@ pub(crate) fn ignore_sighup() -> io::Result<()> {
     Ok(())
 }
 
-/// No SIGHUP on non-Unix systems.
-///
-/// # Errors
-///
-/// Never.
-#[cfg(not(unix))]
-pub(crate) fn ignore_sighup() -> io::Result<()> {
-    Ok(())
-}
-
 /// True if a process with this pid exists (even one we may not signal).
-#[cfg(unix)]
 pub(crate) fn process_alive(pid: u32) -> bool {
     use nix::errno::Errno;
     let Ok(raw) = i32::try_from(pid) else {
@@ -163,40 +128,6 @@ pub(crate) fn process_alive(pid: u32) -> bool {
         Err(Errno::EPERM) => true,
         Err(_) => false,
     }
-}
-
-/// True if a process with this pid is running (Windows: it can be opened and has not
-/// exited).
-#[cfg(windows)]
-pub(crate) fn process_alive(pid: u32) -> bool {
-    type Handle = *mut core::ffi::c_void;
-    const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
-    const STILL_ACTIVE: u32 = 259;
-    #[link(name = "kernel32")]
-    extern "system" {
-        fn OpenProcess(access: u32, inherit: i32, pid: u32) -> Handle;
-        fn GetExitCodeProcess(process: Handle, code: *mut u32) -> i32;
-        fn CloseHandle(handle: Handle) -> i32;
-    }
-    // SAFETY: OpenProcess takes plain integers and returns a handle or null.
-    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-    if handle.is_null() {
-        // No such process, or one we may not query; only the former is common for the
-        // pid a pid file records.
-        return false;
-    }
-    let mut code: u32 = 0;
-    // SAFETY: `handle` is a valid process handle (checked above) and `code` a live u32.
-    let ok = unsafe { GetExitCodeProcess(handle, &mut code) };
-    // SAFETY: `handle` was returned by OpenProcess and is closed exactly once.
-    unsafe { CloseHandle(handle) };
-    ok != 0 && code == STILL_ACTIVE
-}
-
-/// Without a way to ask, assume a recorded process is alive.
-#[cfg(not(any(unix, windows)))]
-pub(crate) fn process_alive(_pid: u32) -> bool {
-    true
 }
 
 /// Asks the kernel (Linux `TCP_DEFER_ACCEPT`) to hand us a connection only once it has
@@ -258,7 +189,6 @@ pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) 
 
 /// Raises the soft open-files limit to the hard limit. Returns `(old, new)` soft limits,
 /// or `None` where there is no such limit or it could not be read.
-#[cfg(unix)]
 pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
@@ -271,8 +201,7 @@ pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     }
 }
 
-/// The soft open-files limit now (it sizes the Linux readiness gate).
-#[cfg(target_os = "linux")]
+/// The soft open-files limit now (it sizes the readiness gate).
 pub(crate) fn open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
     getrlimit(Resource::RLIMIT_NOFILE)
@@ -280,28 +209,12 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
-/// No descriptor limit to raise outside Unix.
-#[cfg(not(unix))]
-pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
-    None
-}
-
-/// What [`batch_scheduling`] did for the calling thread.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Scheduling {
-    /// Now `SCHED_BATCH`.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    Batch,
-    /// Left alone: the thread runs under another policy than the default one (an
-    /// operator's `chrt`, or systemd's `CPUSchedulingPolicy=`), or this is not Linux.
-    Kept,
-}
-
 /// Puts the calling thread (and the threads it creates later) under `SCHED_BATCH`, if it
 /// runs under the default policy: same share of the CPU, but waking it does not preempt
 /// the thread that woke it, so an accept thread hands several connections to a worker
 /// per context switch instead of one. Needs no privilege.
-pub(crate) fn batch_scheduling() -> io::Result<Scheduling> {
+pub(crate) fn batch_scheduling() -> io::Result<super::Scheduling> {
+    use super::Scheduling;
     #[cfg(target_os = "linux")]
     {
         use nix::libc;
@@ -376,280 +289,20 @@ pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> 
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and
 /// retry rather than spin or exit.
 pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        use nix::libc;
-        matches!(
-            e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        e.kind() == io::ErrorKind::OutOfMemory
-    }
+    use nix::libc;
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
-// --- inherited sockets and privileges ---
-
-/// What a descriptor handed to us turned out to be, when it is not what we need.
-#[cfg(unix)]
-fn not_usable(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
-}
-
-/// Takes ownership of the `count` sockets systemd socket activation handed over
-/// (descriptors 3, 4, …), checking that each is a listening TCP socket. Only the first
-/// call in a process claims them: a later one fails, so no descriptor gets two owners.
-///
-/// # Errors
-///
-/// The descriptor at fault and why it is not usable (see [`inherited_listener`]).
-#[cfg(unix)]
-pub(crate) fn claim_inherited_listeners(
-    first: i32,
-    count: usize,
-) -> Result<Vec<TcpListener>, (i32, io::Error)> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CLAIMED: AtomicBool = AtomicBool::new(false);
-    if CLAIMED.swap(true, Ordering::SeqCst) {
-        let e = not_usable("was already claimed by this process");
-        return Err((first, e));
-    }
-    (first..)
-        .take(count)
-        // SAFETY: by the socket activation protocol these descriptors were handed to
-        // this process for it to own, and the flag above lets only one call claim them.
-        .map(|fd| unsafe { inherited_listener(fd) }.map_err(|e| (fd, e)))
-        .collect()
-}
-
-/// No socket activation outside Unix.
-///
-/// # Errors
-///
-/// Always `Unsupported`.
-#[cfg(not(unix))]
-pub(crate) fn claim_inherited_listeners(
-    first: i32,
-    _count: usize,
-) -> Result<Vec<TcpListener>, (i32, io::Error)> {
-    Err((
-        first,
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "socket activation is not available on this system",
-        ),
-    ))
-}
-
-/// The local addresses of the `count` descriptors from `first` on that are TCP sockets,
-/// without taking them (`--check-config` under socket activation).
-#[cfg(unix)]
-pub(crate) fn inherited_addresses(first: i32, count: usize) -> Vec<SocketAddr> {
-    use nix::sys::socket::{getsockname, SockaddrStorage};
-    (first..)
-        .take(count)
-        .filter_map(|fd| getsockname::<SockaddrStorage>(fd).ok())
-        .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
-            (Some(v4), _) => Some(SocketAddr::from((v4.ip(), v4.port()))),
-            (_, Some(v6)) => Some(SocketAddr::from((v6.ip(), v6.port()))),
-            _ => None,
-        })
-        .collect()
-}
-
-/// No socket activation outside Unix.
-#[cfg(not(unix))]
-pub(crate) fn inherited_addresses(_first: i32, _count: usize) -> Vec<SocketAddr> {
-    Vec::new()
-}
-
-/// Takes ownership of descriptor `fd` and checks that it is a listening TCP socket; it
-/// is made close-on-exec and blocking.
-///
-/// # Safety
-///
-/// If `fd` is open, nothing else in the process may own or use it, now or later: the
-/// returned listener closes it when dropped.
-///
-/// # Errors
-///
-/// `InvalidInput` with a readable reason when `fd` is not open, not a socket, not a
-/// TCP socket, or not listening (a connected socket, as `Accept=yes` hands out);
-/// what the OS says otherwise.
-#[cfg(unix)]
-unsafe fn inherited_listener(fd: i32) -> io::Result<TcpListener> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    use nix::sys::socket::{getsockopt, sockopt};
-    use std::os::fd::{FromRawFd, OwnedFd};
-
-    if fd < 3 {
-        return Err(not_usable(
-            "is standard input, output or error, not an inherited socket",
-        ));
-    }
-    // SAFETY: F_GETFD only reads the descriptor flags of an integer descriptor; it
-    // touches no memory and fails with EBADF if the descriptor is not open.
-    if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
-        return Err(not_usable("is not open"));
-    }
-    // SAFETY: the descriptor is open (checked just above), and the caller's contract
-    // says no one else owns it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    check_tcp_socket(&owned)?;
-    match getsockopt(&owned, sockopt::AcceptConn) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(not_usable(
-                "is a connected socket, not a listening one (Accept=yes in the .socket unit? \
-                 use Accept=no, or --inetd with Accept=yes)",
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let listener = TcpListener::from(owned);
-    listener.set_nonblocking(false)?;
-    Ok(listener)
-}
-
-/// Checks that `fd` is a TCP (IPv4 or IPv6 stream) socket.
-#[cfg(unix)]
-fn check_tcp_socket(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
-    use nix::sys::socket::AddressFamily;
-    match stream_family(fd)? {
-        Some(AddressFamily::Inet | AddressFamily::Inet6) => Ok(()),
-        _ => Err(not_usable("is not an IPv4 or IPv6 socket")),
-    }
-}
-
-/// The address family of `fd`, after checking it is a stream socket.
-#[cfg(unix)]
-fn stream_family(fd: &std::os::fd::OwnedFd) -> io::Result<Option<nix::sys::socket::AddressFamily>> {
-    use nix::errno::Errno;
-    use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType};
-    use nix::sys::socket::{SockaddrLike, SockaddrStorage};
-    use std::os::fd::AsRawFd;
-
-    match getsockopt(fd, sockopt::SockType) {
-        Ok(SockType::Stream) => {}
-        Ok(_) => return Err(not_usable("is not a stream (TCP) socket")),
-        Err(Errno::ENOTSOCK) => return Err(not_usable("is not a socket")),
-        Err(e) => return Err(e.into()),
-    }
-    let addr: SockaddrStorage = getsockname(fd.as_raw_fd())?;
-    Ok(addr.family())
-}
-
-/// The connection inetd hands us as standard input, duplicated into a `TcpStream`.
-///
-/// Standard input may be a connected TCP socket (inetd `nowait`, xinetd `wait = no`,
-/// `systemd-socket-activate --inetd -a`), a connected Unix stream socket (what
-/// `socat … EXEC:` passes by default; read, write, timeouts and shutdown work the
-/// same on it), or a listening TCP socket (inetd `wait` mode): then one connection is
-/// accepted, waiting at most `accept_within` for it.
-///
-/// # Errors
-///
-/// `InvalidInput` with a readable reason when standard input is not a stream socket;
-/// `TimedOut` when no connection came in `wait` mode; what the OS says otherwise.
-#[cfg(unix)]
-pub(crate) fn stdin_connection(
-    accept_within: std::time::Duration,
-) -> io::Result<std::net::TcpStream> {
-    use nix::sys::socket::{getsockopt, setsockopt, sockopt, AddressFamily};
-    use nix::sys::time::{TimeVal, TimeValLike};
-    use std::os::fd::AsFd;
-
-    let fd = nix::unistd::dup(io::stdin().as_fd())?;
-    let family = stream_family(&fd).map_err(|e| match e.kind() {
-        io::ErrorKind::InvalidInput => not_usable(&format!("standard input {e}")),
-        _ => e,
-    })?;
-    let listening = getsockopt(&fd, sockopt::AcceptConn)?;
-    let stream = match (family, listening) {
-        (Some(AddressFamily::Inet | AddressFamily::Inet6), true) => {
-            // On Linux a receive timeout bounds accept() too.
-            let micros = i64::try_from(accept_within.as_micros()).unwrap_or(i64::MAX);
-            setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::microseconds(micros))?;
-            match TcpListener::from(fd).accept() {
-                Ok((stream, _)) => stream,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "standard input is a listening socket (inetd wait mode) and no \
-                         connection came to accept",
-                    ))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        (Some(AddressFamily::Inet | AddressFamily::Inet6 | AddressFamily::Unix), false) => {
-            std::net::TcpStream::from(fd)
-        }
-        (Some(AddressFamily::Unix), true) => {
-            return Err(not_usable(
-                "standard input is a listening Unix socket: pass a connection (inetd `nowait`)",
-            ))
-        }
-        _ => {
-            return Err(not_usable(
-                "standard input is not a TCP or Unix stream socket",
-            ))
-        }
-    };
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
-/// No inetd outside Unix.
-///
-/// # Errors
-///
-/// Always `Unsupported`.
-#[cfg(not(unix))]
-pub(crate) fn stdin_connection(
-    _accept_within: std::time::Duration,
-) -> io::Result<std::net::TcpStream> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "--inetd is not available on this system",
-    ))
-}
-
-/// Points standard input, output and error at `/dev/null`, so that nothing written to
-/// them (not even a panic message) can reach the client whose socket they were under
-/// inetd, and so that our own duplicate is the connection's last descriptor.
-///
-/// # Errors
-///
-/// What the OS says.
-#[cfg(unix)]
-pub(crate) fn detach_stdio() -> io::Result<()> {
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    nix::unistd::dup2_stdin(&null)?;
-    nix::unistd::dup2_stdout(&null)?;
-    nix::unistd::dup2_stderr(&null)?;
-    Ok(())
-}
-
-/// Nothing to do outside Unix (there is no inetd mode).
-///
-/// # Errors
-///
-/// Never.
-#[cfg(not(unix))]
-pub(crate) fn detach_stdio() -> io::Result<()> {
-    Ok(())
+/// True for the errors that mean "this host has no IPv6" when binding `::`.
+pub(crate) fn is_no_ipv6(e: &io::Error) -> bool {
+    use nix::libc;
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -1,0 +1,129 @@
+//! The OS seams' stand-ins on systems other than Unix (Windows): std's defaults, or
+//! the answer "not available here", with the same names and types as `unix.rs`.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+/// Not known on this system.
+pub(crate) fn listen_queue_limit() -> Option<u32> {
+    None
+}
+
+/// Creates a listening TCP socket on `addr` (std's defaults).
+///
+/// # Errors
+///
+/// What the OS says.
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+/// Makes a thread blocked in `accept()` on `listener` return, by connecting to it.
+pub(crate) fn wake_accept(listener: &TcpListener) {
+    if let Ok(mut addr) = listener.local_addr() {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
+    }
+}
+
+/// On non-Unix systems there is no SIGHUP.
+pub(crate) fn sighup_ignored() -> bool {
+    false
+}
+
+/// No SIGHUP on non-Unix systems.
+///
+/// # Errors
+///
+/// Never.
+pub(crate) fn ignore_sighup() -> io::Result<()> {
+    Ok(())
+}
+
+/// True if a process with this pid is running (Windows: it can be opened and has not
+/// exited).
+#[cfg(windows)]
+pub(crate) fn process_alive(pid: u32) -> bool {
+    type Handle = *mut core::ffi::c_void;
+    const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
+    const STILL_ACTIVE: u32 = 259;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn OpenProcess(access: u32, inherit: i32, pid: u32) -> Handle;
+        fn GetExitCodeProcess(process: Handle, code: *mut u32) -> i32;
+        fn CloseHandle(handle: Handle) -> i32;
+    }
+    // SAFETY: OpenProcess takes plain integers and returns a handle or null.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        // No such process, or one we may not query; only the former is common for the
+        // pid a pid file records.
+        return false;
+    }
+    let mut code: u32 = 0;
+    // SAFETY: `handle` is a valid process handle (checked above) and `code` a live u32.
+    let ok = unsafe { GetExitCodeProcess(handle, &mut code) };
+    // SAFETY: `handle` was returned by OpenProcess and is closed exactly once.
+    unsafe { CloseHandle(handle) };
+    ok != 0 && code == STILL_ACTIVE
+}
+
+/// Without a way to ask, assume a recorded process is alive.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+/// `TCP_DEFER_ACCEPT` exists only on Linux.
+///
+/// # Errors
+///
+/// Always `Unsupported`.
+pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// No descriptor limit to raise outside Unix.
+pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
+    None
+}
+
+/// Not known on this system.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    None
+}
+
+/// `SCHED_BATCH` exists only on Linux.
+///
+/// # Errors
+///
+/// Never.
+pub(crate) fn batch_scheduling() -> io::Result<super::Scheduling> {
+    Ok(super::Scheduling::Kept)
+}
+
+/// Writes all of `bytes` to `stream`, blocking within its write timeout.
+///
+/// # Errors
+///
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
+pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut s = stream;
+    s.write_all(bytes)
+}
+
+/// True for the `accept` errors that mean "out of memory": back off and retry.
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::OutOfMemory
+}
+
+/// True for the errors that mean "this host has no IPv6" when binding `::`.
+pub(crate) fn is_no_ipv6(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AddrNotAvailable
+}

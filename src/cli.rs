@@ -2,7 +2,6 @@
 //! [`parse`], which turns arguments into a validated [`Config`]. Every error names the
 //! flag and the bad value.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +9,9 @@ use getopts::{Matches, Options};
 
 use crate::config::{self, Config, PolicySource, Verbosity};
 use crate::error::{Error, Result};
+use crate::options::{
+    getopts_message, parse_count, parse_ip, parse_port, parse_seconds, seconds_value,
+};
 use crate::policy::AllowSpec;
 
 /// What the command line asks for.
@@ -351,123 +353,7 @@ pub(crate) fn log_file_requested(args: &[String]) -> Option<PathBuf> {
     found.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-/// A getopts failure as one line naming the flag: `-p needs a value (see --help)`.
-pub fn getopts_message(e: &getopts::Fail) -> String {
-    use getopts::Fail;
-    match e {
-        Fail::ArgumentMissing(f) => format!("{} needs a value (see --help)", dashed(f)),
-        Fail::UnrecognizedOption(f) => format!("unknown option {} (see --help)", dashed(f)),
-        Fail::OptionMissing(f) => format!("{} is required", dashed(f)),
-        Fail::OptionDuplicated(f) => format!("{} given more than once", dashed(f)),
-        Fail::UnexpectedArgument(f) => format!("{} takes no value", dashed(f)),
-    }
-}
-
-fn dashed(flag: &str) -> String {
-    if flag.starts_with('-') {
-        flag.to_string()
-    } else if flag.chars().count() == 1 {
-        format!("-{flag}")
-    } else {
-        format!("--{flag}")
-    }
-}
-
-/// Parses a TCP port for `flag`; `allow_zero` admits 0 ("any free port").
-///
-/// # Errors
-///
-/// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
-pub(crate) fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
-    let low = if allow_zero { 0 } else { 1 };
-    match value.trim().parse::<u32>() {
-        Ok(p) if p >= low && p <= 65535 => Ok(p as u16),
-        _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be {low}-65535"
-        ))),
-    }
-}
-
-/// Parses an IPv4 or IPv6 literal (brackets allowed around IPv6).
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag.
-pub(crate) fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
-    let bare = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    bare.parse::<IpAddr>().map_err(|_| {
-        Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be an IPv4 or IPv6 address such as 0.0.0.0 or ::"
-        ))
-    })
-}
-
-/// Parses a whole number from 1 to `max`.
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag and the range.
-pub(crate) fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be a whole number from 1 to {max}"
-        ))),
-    }
-}
-
-/// Reads seconds written as digits with an optional decimal part (`3`, `0.5`, `.5`);
-/// digits finer than a nanosecond are ignored. No sign, exponent, `inf` or `NaN`.
-fn seconds_value(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 9 {
-        return None;
-    }
-    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut nanos: u32 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
-    }
-    Some(Duration::new(whole, nanos))
-}
-
-/// Parses seconds written as digits with an optional decimal part (`3`, `0.5`); must be
-/// more than zero and at most `max`.
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag.
-pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration> {
-    match seconds_value(value) {
-        Some(d) if !d.is_zero() && d <= max => Ok(d),
-        _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, more than 0 and at most {}",
-            max.as_secs()
-        ))),
-    }
-}
-
-/// Like [`parse_seconds`], but 0 is accepted.
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag.
-pub(crate) fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
-    match seconds_value(value) {
-        Some(d) if d <= max => Ok(d),
-        _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, from 0 to {}",
-            max.as_secs()
-        ))),
-    }
-}
-
-/// Parses an interval in seconds like [`parse_seconds`], where `0` means "off" (`None`);
+/// Parses an interval in seconds like [`parse_seconds`](crate::options::parse_seconds), where `0` means "off" (`None`);
 /// at most [`config::MAX_INTERVAL`].
 ///
 /// # Errors
@@ -487,6 +373,7 @@ pub(crate) fn parse_interval(flag: &str, value: &str) -> Result<Option<Duration>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -6,11 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::policy::AllowSpec;
+use crate::protocol::{DEFAULT_TIMEOUT, POLICY_PORT};
 
-/// Port Flash Player asks first for a socket policy.
-pub(crate) const DEFAULT_PORT: u16 = 843;
-/// Whole-connection deadline: Flash gives up on port 843 after about 3 s.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest `--timeout` accepted.
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Worker threads in the pool.
@@ -97,7 +94,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             binds: Vec::new(),
-            port: DEFAULT_PORT,
+            port: POLICY_PORT,
             policy: PolicySource::Default,
             timeout: DEFAULT_TIMEOUT,
             workers: DEFAULT_WORKERS,

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
-use crate::config::{self, Config, PolicySource, Verbosity};
+use crate::config::{Config, PolicySource, Verbosity};
+use crate::conn::{self, Conn};
 use crate::error::{describe_io, Error, Result};
 use crate::logging::{self, LogFile};
 use crate::metrics::{PolicyFigures, Textfile};
 use crate::pidfile::PidFile;
 use crate::policy::hazards::served_hazards;
-use crate::policy::{Policy, Source};
+use crate::policy::{Origin, Policy};
 use crate::privilege::{self, Target};
 use crate::reload::{Check, Reloader, Stamp};
 use crate::server::{self, Server};
@@ -126,7 +127,7 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
     match activation {
         Activation::Sockets { count } => {
             let server = Server::from_listeners(inherit::listeners(count)?, config, bytes);
-            if config.port != config::DEFAULT_PORT || !config.binds.is_empty() {
+            if config.port != crate::protocol::POLICY_PORT || !config.binds.is_empty() {
                 info!("socket activation: --port and --bind are ignored");
             }
             Ok(server)
@@ -140,14 +141,10 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
                 "ignoring LISTEN_FDS: LISTEN_PID={listen_pid} is not our pid ({})",
                 std::process::id()
             );
-            bind(config, bytes)
+            Server::bind(config, bytes)
         }
-        Activation::Off => bind(config, bytes),
+        Activation::Off => Server::bind(config, bytes),
     }
-}
-
-fn bind(config: &Config, bytes: Arc<[u8]>) -> Result<Server> {
-    Server::bind(config, bytes)
 }
 
 /// Installs the signal handler, starts the reloader and stats threads, serves until a
@@ -252,7 +249,11 @@ fn serve_inetd(config: &Config, policy: &Policy, target: Option<&Target>) -> Res
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
     let stats = Stats::default();
-    server::serve_connection(stream, peer, config.timeout, policy.bytes(), &stats);
+    conn::serve(
+        Conn::new(stream, peer, config.timeout),
+        policy.bytes(),
+        &stats,
+    );
     debug!("inetd connection done: {}", stats.snapshot());
     Ok(())
 }
@@ -271,7 +272,7 @@ fn log_policy_warnings(policy: &Policy, quietly: bool) {
     for n in policy.notes() {
         debug!("policy: note: {}", policy.locate(n));
     }
-    if *policy.source() == Source::Default {
+    if *policy.source() == Origin::Default {
         log(PERMISSIVE.to_string());
     }
 }
@@ -287,7 +288,7 @@ fn check_config(
     for w in policy.warnings() {
         summary += &format!("flashpolicyd: warning: {}\n", policy.locate(w));
     }
-    if *policy.source() == Source::Default {
+    if *policy.source() == Origin::Default {
         summary += &format!("flashpolicyd: warning: {PERMISSIVE}\n");
     }
     // Under socket activation, the sockets systemd hands over (looked at, not taken).

@@ -27,6 +27,7 @@ pub mod error;
 mod gate;
 mod logging;
 mod metrics;
+pub mod options;
 mod pidfile;
 pub mod policy;
 mod privilege;

@@ -400,15 +400,3 @@ fn dispatch(pool: &ThreadPool, shared: &Arc<Shared>, conn: Conn) {
     let shared = Arc::clone(shared);
     pool.execute(move || conn::serve(conn, &shared.policy(), &shared.stats));
 }
-
-/// The whole life of one connection made elsewhere (inetd's socket on stdin), within
-/// `timeout`, as a pool worker would serve it; the outcome is counted in `stats`.
-pub(crate) fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    timeout: Duration,
-    policy: &[u8],
-    stats: &Stats,
-) {
-    conn::serve(Conn::new(stream, peer, timeout), policy, stats);
-}

@@ -96,14 +96,14 @@ impl Ending {
             Outcome::Closed { received: 0 } => Ending::Empty,
             Outcome::Closed { .. } => Ending::Rejected,
             Outcome::TimedOut { received } => Ending::timed_out(*received),
-            Outcome::Failed { error, received: 0 } if is_reset(error) => Ending::Empty,
+            Outcome::Failed { error, received: 0 } if reset_or_aborted(error) => Ending::Empty,
             Outcome::Failed { .. } => Ending::IoError,
         })
     }
 }
 
 /// A reset (or an abort) by the peer: a probe that closes with `SO_LINGER` 0.
-fn is_reset(e: &io::Error) -> bool {
+fn reset_or_aborted(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted

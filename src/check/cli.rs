@@ -8,15 +8,11 @@ use getopts::Options;
 
 use super::evaluate::{Question, SwfDomain};
 use crate::error::{Error, Result};
+use crate::options::{getopts_message, parse_port, parse_seconds, parse_seconds_or_zero};
+use crate::protocol::{DEFAULT_TIMEOUT, POLICY_PORT};
 
-/// Port where the player looks for the master policy first.
-pub(crate) const DEFAULT_PORT: u16 = 843;
-
-/// How long the player waits for a policy, and so the default `--timeout`.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Longest `--timeout`, `--warning` or `--critical` accepted, in seconds.
-pub(crate) const MAX_SECS: f64 = 3600.0;
+/// Longest `--timeout`, `--warning` or `--critical` accepted.
+const MAX_TIME: Duration = Duration::from_secs(3600);
 
 /// Where the policy to check comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,23 +138,6 @@ pub(crate) fn usage() -> String {
     options().usage(brief)
 }
 
-fn usage_err(msg: String) -> Error {
-    Error::Usage(msg)
-}
-
-fn port(flag: &str, value: &str) -> Result<u16> {
-    crate::cli::parse_port(flag, value, false)
-}
-
-fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
-    let max = Duration::from_secs_f64(MAX_SECS);
-    if allow_zero {
-        crate::cli::parse_seconds_or_zero(flag, value, max)
-    } else {
-        crate::cli::parse_seconds(flag, value, max)
-    }
-}
-
 /// Parses the arguments (without the program name).
 ///
 /// # Errors
@@ -169,7 +148,7 @@ fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
 pub(crate) fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
-        .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;
+        .map_err(|f| Error::Usage(getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
     }
@@ -180,22 +159,22 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
         )));
     }
     if let Some(extra) = m.free.first() {
-        return Err(usage_err(format!("unexpected argument \"{extra}\"")));
+        return Err(Error::Usage(format!("unexpected argument \"{extra}\"")));
     }
     let master_port = match m.opt_str("p") {
-        Some(v) => port("--port", &v)?,
-        None => DEFAULT_PORT,
+        Some(v) => parse_port("--port", &v, false)?,
+        None => POLICY_PORT,
     };
     let source = match (m.opt_str("H"), m.opt_str("file")) {
         (Some(_), Some(_)) => {
-            return Err(usage_err(
+            return Err(Error::Usage(
                 "--file and --host cannot be combined (--file is offline)".into(),
             ))
         }
-        (None, None) => return Err(usage_err("missing --host (or --file)".into())),
+        (None, None) => return Err(Error::Usage("missing --host (or --file)".into())),
         (Some(host), None) => {
             if host.trim().is_empty() || host.contains(char::is_whitespace) {
-                return Err(usage_err(format!(
+                return Err(Error::Usage(format!(
                     "invalid --host \"{host}\": must be a host name or an IP address"
                 )));
             }
@@ -206,7 +185,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
         }
         (None, Some(path)) => {
             if path.is_empty() {
-                return Err(usage_err("invalid --file \"\": must be a path".into()));
+                return Err(Error::Usage("invalid --file \"\": must be a path".into()));
             }
             Source::File {
                 path: PathBuf::from(path),
@@ -215,20 +194,20 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
         }
     };
     let timeout = match m.opt_str("t") {
-        Some(v) => seconds("--timeout", &v, false)?,
+        Some(v) => parse_seconds("--timeout", &v, MAX_TIME)?,
         None => DEFAULT_TIMEOUT,
     };
     let warning = m
         .opt_str("w")
-        .map(|v| seconds("--warning", &v, true))
+        .map(|v| parse_seconds_or_zero("--warning", &v, MAX_TIME))
         .transpose()?;
     let critical = m
         .opt_str("c")
-        .map(|v| seconds("--critical", &v, true))
+        .map(|v| parse_seconds_or_zero("--critical", &v, MAX_TIME))
         .transpose()?;
     if let (Some(w), Some(c)) = (warning, critical) {
         if w > c {
-            return Err(usage_err(format!(
+            return Err(Error::Usage(format!(
                 "invalid --warning \"{}\": must not exceed --critical \"{}\"",
                 m.opt_str("w").unwrap_or_default(),
                 m.opt_str("c").unwrap_or_default()
@@ -240,7 +219,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
         Some("lightspark") => Player::Lightspark,
         Some("all") => Player::All,
         Some(other) => {
-            return Err(usage_err(format!(
+            return Err(Error::Usage(format!(
                 "invalid --player \"{other}\": must be flash, lightspark or all"
             )))
         }
@@ -249,22 +228,22 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
     let question = match (m.opt_str("d"), m.opt_str("P")) {
         (Some(d), Some(p)) => Some(Question {
             domain: SwfDomain::parse(&d)
-                .map_err(|why| usage_err(format!("invalid --domain \"{d}\": {why}")))?,
-            to_port: port("--to-port", &p)?,
+                .map_err(|why| Error::Usage(format!("invalid --domain \"{d}\": {why}")))?,
+            to_port: parse_port("--to-port", &p, false)?,
             secure,
         }),
         (Some(_), None) => {
-            return Err(usage_err(
+            return Err(Error::Usage(
                 "--domain needs --to-port (the port the SWF connects to)".into(),
             ))
         }
         (None, Some(_)) => {
-            return Err(usage_err(
+            return Err(Error::Usage(
                 "--to-port needs --domain (the host the SWF came from)".into(),
             ))
         }
         (None, None) if secure => {
-            return Err(usage_err("--secure needs --domain and --to-port".into()))
+            return Err(Error::Usage("--secure needs --domain and --to-port".into()))
         }
         (None, None) => None,
     };

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::error::describe_io;
-use crate::request::REQUEST;
+use crate::request::{is_timeout, REQUEST};
 
 /// Most bytes read from a reply: far above any sane policy, low enough that a server
 /// streaming garbage cannot make the checker hoard memory.
@@ -21,7 +21,7 @@ pub(crate) const TRAILING_GRACE: Duration = Duration::from_millis(200);
 
 /// Bytes asked of each read: Lightspark's receive buffer, so that [`Probe::reads`]
 /// splits a reply where Lightspark would.
-pub(crate) const READ_CHUNK: usize = 4096;
+pub(crate) const REPLY_CHUNK: usize = 4096;
 
 /// How a probe ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub(crate) struct Probe {
     /// The bytes received (at most [`MAX_REPLY_BYTES`] + 1).
     pub received: Vec<u8>,
     /// The size of each read that filled `received`, in order: reads of at most
-    /// [`READ_CHUNK`] bytes, as Lightspark makes them (it keeps only the first short one).
+    /// [`REPLY_CHUNK`] bytes, as Lightspark makes them (it keeps only the first short one).
     pub reads: Vec<usize>,
     /// How it ended.
     pub end: End,
@@ -167,15 +167,8 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    // On Unix an expired socket timeout surfaces as WouldBlock.
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn is_reset(e: &io::Error) -> bool {
+/// The connection is gone: reset, aborted, or (writing the request) a broken pipe.
+fn reset_aborted_or_broken(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset
@@ -252,8 +245,8 @@ fn read_some(
     stream.set_read_timeout(Some(left))?;
     let room = (MAX_REPLY_BYTES + 1)
         .saturating_sub(buf.len())
-        .min(READ_CHUNK);
-    let mut chunk = [0u8; READ_CHUNK];
+        .min(REPLY_CHUNK);
+    let mut chunk = [0u8; REPLY_CHUNK];
     loop {
         match stream.read(&mut chunk[..room]) {
             Ok(n) => {
@@ -286,7 +279,7 @@ fn exchange(
     match sent {
         Ok(()) => {}
         Err(e) if is_timeout(&e) => return (End::Timeout, None),
-        Err(e) if is_reset(&e) => return (End::Reset, None),
+        Err(e) if reset_aborted_or_broken(&e) => return (End::Reset, None),
         Err(e) => {
             return (
                 End::Failed(format!("sending the request: {}", describe_io(&e))),
@@ -306,7 +299,7 @@ fn exchange(
             Ok(0) => return (End::Eof, None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => return (End::Timeout, None),
-            Err(e) if is_reset(&e) => return (End::Reset, None),
+            Err(e) if reset_aborted_or_broken(&e) => return (End::Reset, None),
             Err(e) => return (End::Failed(describe_io(&e)), None),
         }
     }

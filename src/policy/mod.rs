@@ -3,7 +3,7 @@
 //! are served: the document followed by exactly one NUL.
 //!
 //! [`validate`] is also what the checker runs on documents it receives: read
-//! [`Report::document`] when [`Report::is_valid`]. The XML reader is our own, strict
+//! [`Validation::document`] when [`Validation::is_valid`]. The XML reader is our own, strict
 //! and small (`reader`); no XML or hash crate is used.
 //!
 //! Choices where protocol.md is silent:
@@ -141,7 +141,7 @@ pub struct Diagnostic {
 
 /// Result of validating a document.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Report {
+pub struct Validation {
     /// The document's meaning; `None` when there is any error.
     pub document: Option<Document>,
     /// Every error, warning and note, in document order.
@@ -150,7 +150,7 @@ pub struct Report {
 
 /// Where the served policy came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Source {
+pub(crate) enum Origin {
     /// `--file PATH`.
     File(PathBuf),
     /// One or more `--allow` specs, as given.
@@ -166,7 +166,7 @@ pub struct Policy {
     document: Document,
     warnings: Vec<Diagnostic>,
     notes: Vec<Diagnostic>,
-    source: Source,
+    source: Origin,
     digest: String,
 }
 
@@ -242,7 +242,7 @@ impl Policy {
                 document,
                 parsed,
                 report.diagnostics,
-                Source::File(path.to_path_buf()),
+                Origin::File(path.to_path_buf()),
             )),
             (_, first) => {
                 let (line, mut message) = first.unwrap_or((0, "is not a policy".to_string()));
@@ -269,7 +269,7 @@ impl Policy {
     /// refuses more). Specs built by hand with bad values, or too many specs, cannot
     /// fail here: their diagnostics, errors included, end up in [`Policy::warnings`].
     pub fn from_allow(specs: &[AllowSpec], given: Vec<String>) -> Policy {
-        Policy::generate(render_document(specs), specs, Source::Allow(given))
+        Policy::generate(render_document(specs), specs, Origin::Allow(given))
     }
 
     /// The embedded allow-all default, [`ALLOW_ALL_DOCUMENT`]: any domain, any port.
@@ -278,12 +278,12 @@ impl Policy {
             domain: "*".to_string(),
             to_ports: ToPorts::Any,
         };
-        Policy::generate(ALLOW_ALL_DOCUMENT.to_string(), &[all], Source::Default)
+        Policy::generate(ALLOW_ALL_DOCUMENT.to_string(), &[all], Origin::Default)
     }
 
     /// A policy from a generated `text`; should it not validate (hand-built specs),
     /// its document is built from `specs` directly.
-    fn generate(text: String, specs: &[AllowSpec], source: Source) -> Policy {
+    fn generate(text: String, specs: &[AllowSpec], source: Origin) -> Policy {
         let report = validate(text.as_bytes());
         let document = report.document.unwrap_or_else(|| Document {
             site_control: None,
@@ -314,7 +314,7 @@ impl Policy {
         document_bytes: &[u8],
         document: Document,
         diagnostics: Vec<Diagnostic>,
-        source: Source,
+        source: Origin,
     ) -> Policy {
         let mut bytes = Vec::with_capacity(document_bytes.len() + 1);
         bytes.extend_from_slice(document_bytes);
@@ -352,7 +352,7 @@ impl Policy {
         &self.notes
     }
     /// Where it came from.
-    pub(crate) fn source(&self) -> &Source {
+    pub(crate) fn source(&self) -> &Origin {
         &self.source
     }
     /// SHA-256 of the document without the NUL, lower-case hex.
@@ -364,9 +364,9 @@ impl Policy {
     /// and the digest.
     pub(crate) fn describe(&self) -> String {
         let origin = match &self.source {
-            Source::File(p) => format!("from {}", p.display()),
-            Source::Allow(given) => format!("generated from --allow {}", given.join(" --allow ")),
-            Source::Default => "embedded default (allow all)".to_string(),
+            Origin::File(p) => format!("from {}", p.display()),
+            Origin::Allow(given) => format!("generated from --allow {}", given.join(" --allow ")),
+            Origin::Default => "embedded default (allow all)".to_string(),
         };
         format!(
             "{origin}: {} bytes served, sha256 {}",
@@ -378,14 +378,14 @@ impl Policy {
     /// A warning as an operator reads it: `path:line: message` for a file.
     pub(crate) fn locate(&self, d: &Diagnostic) -> String {
         match (&self.source, d.line) {
-            (Source::File(p), 0) => format!("{}: {}", p.display(), d.message),
-            (Source::File(p), line) => format!("{}:{line}: {}", p.display(), d.message),
+            (Origin::File(p), 0) => format!("{}: {}", p.display(), d.message),
+            (Origin::File(p), line) => format!("{}:{line}: {}", p.display(), d.message),
             _ => d.message.clone(),
         }
     }
 }
 
-impl Report {
+impl Validation {
     /// The errors, in document order.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics

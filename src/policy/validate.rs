@@ -12,8 +12,8 @@ use super::allow::check_domain;
 use super::encoding;
 use super::reader::{Attr, Event, Reader};
 use super::{
-    quote, AllowAccessFrom, Diagnostic, Document, MetaPolicy, Report, Severity, SiteControl,
-    ToPorts,
+    quote, AllowAccessFrom, Diagnostic, Document, MetaPolicy, Severity, SiteControl, ToPorts,
+    Validation,
 };
 
 const ROOT: &str = "cross-domain-policy";
@@ -27,7 +27,7 @@ const PERMITTED: &str = "permitted-cross-domain-policies";
 /// there is no error; its diagnostics are sorted by line, whole-document ones
 /// (line 0) first. Size, encoding and XML well-formedness problems end the check
 /// at the first one; grammar problems are all reported.
-pub fn validate(bytes: &[u8]) -> Report {
+pub fn validate(bytes: &[u8]) -> Validation {
     let mut v = Validator::default();
     if let Some(text) = encoding::decode(bytes, &mut v.diagnostics) {
         v.parse(text);
@@ -343,7 +343,7 @@ impl Validator {
         }
     }
 
-    fn finish(mut self) -> Report {
+    fn finish(mut self) -> Validation {
         let failed = self
             .diagnostics
             .iter()
@@ -371,7 +371,7 @@ impl Validator {
         }
         // Stable: diagnostics of one line keep the order they were found in.
         self.diagnostics.sort_by_key(|d| d.line);
-        Report {
+        Validation {
             document: if failed { None } else { Some(self.document) },
             diagnostics: self.diagnostics,
         }

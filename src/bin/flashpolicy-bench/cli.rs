@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use getopts::Options;
 
+use flashpolicyd::options::{getopts_message, parse_seconds};
+use flashpolicyd::protocol::POLICY_PORT;
 use flashpolicyd::{Error, Result};
 
-/// Port Flash Player asks first, and so the default `--port`.
-pub const DEFAULT_PORT: u16 = 843;
 /// Concurrent measuring clients when `-c` is not given.
 pub const DEFAULT_CLIENTS: usize = 16;
 /// Measured duration when `-d` is not given.
@@ -36,9 +36,9 @@ pub const MAX_CLIENTS: usize = 4096;
 /// Most held connections.
 pub const MAX_HELD: usize = 200_000;
 /// Longest `--duration` (a soak of a million connections fits well within it).
-pub const MAX_DURATION_SECS: f64 = 86_400.0;
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 /// Longest `--timeout` and `--setup-timeout`.
-pub const MAX_TIMEOUT_SECS: f64 = 3600.0;
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// What the measuring clients do, and which connections are held beside them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,10 +237,6 @@ pub fn usage() -> String {
     options().usage(brief)
 }
 
-fn usage_err(msg: String) -> Error {
-    Error::Usage(msg)
-}
-
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     flag: &str,
     value: &str,
@@ -249,14 +245,10 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
 ) -> Result<T> {
     match value.trim().parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(usage_err(format!(
+        _ => Err(Error::Usage(format!(
             "invalid {flag} \"{value}\": must be {min}-{max}"
         ))),
     }
-}
-
-fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
-    flashpolicyd::cli::parse_seconds(flag, value, Duration::from_secs_f64(max))
 }
 
 /// Parses the arguments (without the program name).
@@ -268,7 +260,7 @@ fn seconds(flag: &str, value: &str, max: f64) -> Result<Duration> {
 pub fn parse(args: &[String]) -> Result<Command> {
     let m = options()
         .parse(args)
-        .map_err(|f| usage_err(flashpolicyd::cli::getopts_message(&f)))?;
+        .map_err(|f| Error::Usage(getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
     }
@@ -281,32 +273,32 @@ pub fn parse(args: &[String]) -> Result<Command> {
     let mode = match m.free.as_slice() {
         [] => Mode::Rate,
         [one] => Mode::parse(one).ok_or_else(|| {
-            usage_err(format!(
+            Error::Usage(format!(
                 "unknown mode \"{one}\": must be rate, idle, trickle, junk or mix"
             ))
         })?,
-        [_, extra, ..] => return Err(usage_err(format!("unexpected argument \"{extra}\""))),
+        [_, extra, ..] => return Err(Error::Usage(format!("unexpected argument \"{extra}\""))),
     };
     let host = m.opt_str("H").unwrap_or_else(|| "127.0.0.1".to_string());
     if host.trim().is_empty() || host.contains(char::is_whitespace) {
-        return Err(usage_err(format!(
+        return Err(Error::Usage(format!(
             "invalid --host \"{host}\": must be a host name or an IP address"
         )));
     }
     let port = match m.opt_str("p") {
         Some(v) => number("--port", &v, 1u16, u16::MAX)?,
-        None => DEFAULT_PORT,
+        None => POLICY_PORT,
     };
     let mut c = Config::new(mode, &host, port);
     if let Some(v) = m.opt_str("c") {
         c.clients = number("--clients", &v, 0, MAX_CLIENTS)?;
     }
     if let Some(v) = m.opt_str("d") {
-        c.duration = seconds("--duration", &v, MAX_DURATION_SECS)?;
+        c.duration = parse_seconds("--duration", &v, MAX_DURATION)?;
     }
     if let Some(v) = m.opt_str("k") {
         if !mode.holds() {
-            return Err(usage_err(format!(
+            return Err(Error::Usage(format!(
                 "--held needs the idle, trickle or mix mode, not {}",
                 mode.as_str()
             )));
@@ -314,7 +306,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         c.held = number("--held", &v, 0, MAX_HELD)?;
     }
     if let Some(v) = m.opt_str("t") {
-        c.timeout = seconds("--timeout", &v, MAX_TIMEOUT_SECS)?;
+        c.timeout = parse_seconds("--timeout", &v, MAX_TIMEOUT)?;
     }
     if let Some(v) = m.opt_str("n") {
         c.max_conns = Some(number("--max-conns", &v, 1, u64::MAX)?);
@@ -329,13 +321,13 @@ pub fn parse(args: &[String]) -> Result<Command> {
         c.split_percent = number("--split-percent", &v, 0, 100)?;
     }
     if let Some(v) = m.opt_str("setup-timeout") {
-        c.setup_timeout = seconds("--setup-timeout", &v, MAX_TIMEOUT_SECS)?;
+        c.setup_timeout = parse_seconds("--setup-timeout", &v, MAX_TIMEOUT)?;
     }
     if let Some(v) = m.opt_str("label") {
         c.label = v.replace(|ch: char| ch.is_whitespace() || ch == '=', "_");
     }
     if c.clients == 0 && !(mode.holds() && c.held > 0) {
-        return Err(usage_err(
+        return Err(Error::Usage(
             "invalid --clients \"0\": only allowed with held connections (-k)".into(),
         ));
     }

@@ -152,7 +152,7 @@ fn from_file_appends_one_nul_and_hashes_the_file() {
     expected.push(0);
     assert_eq!(&policy.bytes()[..], &expected[..]);
     assert_eq!(policy.digest(), sha256_hex(SIMPLE.as_bytes()));
-    assert_eq!(policy.source(), &Source::File(file.0.clone()));
+    assert_eq!(policy.source(), &Origin::File(file.0.clone()));
     assert!(policy.warnings().is_empty());
     let grant = &policy.document().allow_access_from[0];
     assert_eq!((grant.domain.as_str(), grant.line), ("*", 2));
@@ -262,7 +262,7 @@ fn allow_all_is_the_documented_default() {
          \"http://www.adobe.com/xml/dtds/cross-domain-policy.dtd\">\n<cross-domain-policy>\n  \
          <allow-access-from domain=\"*\" to-ports=\"*\"/>\n</cross-domain-policy>\n"
     );
-    assert_eq!(policy.source(), &Source::Default);
+    assert_eq!(policy.source(), &Origin::Default);
     assert!(policy.warnings().is_empty());
     assert_eq!(policy.digest(), sha256_hex(ALLOW_ALL_DOCUMENT.as_bytes()));
     let grants = &policy.document().allow_access_from;
@@ -285,7 +285,7 @@ fn from_allow_generates_a_clean_policy() {
         .collect();
     let policy = Policy::from_allow(&specs, given.clone());
     assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
-    assert_eq!(policy.source(), &Source::Allow(given));
+    assert_eq!(policy.source(), &Origin::Allow(given));
     let text = String::from_utf8_lossy(&policy.bytes()[..]).into_owned();
     assert!(text.ends_with("</cross-domain-policy>\n\0"));
     assert_eq!(text.matches('\0').count(), 1);

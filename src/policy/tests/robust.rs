@@ -1,6 +1,6 @@
 //! Arbitrary bytes never panic, and a report is always consistent.
 
-use crate::policy::{validate, AllowSpec, Report, Severity, ToPorts};
+use crate::policy::{validate, AllowSpec, Severity, ToPorts, Validation};
 
 const RICH: &str = "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
 <!DOCTYPE cross-domain-policy [ <!ENTITY e 'x'> <!-- ] --> ]>\r\n\
@@ -10,7 +10,7 @@ const RICH: &str = "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
 <![CDATA[ ✓ ]]>text &amp; &#233;</allow-access-from>\r\n<?pi ✓?>\r\n\
 </cross-domain-policy>\r\n";
 
-fn consistent(bytes: &[u8]) -> Report {
+fn consistent(bytes: &[u8]) -> Validation {
     let report = validate(bytes);
     let has_error = report
         .diagnostics

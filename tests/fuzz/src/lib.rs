@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use flashpolicyd::check::evaluate::{domain_matches, ports_match, SwfDomain};
 use flashpolicyd::policy::{
-    self, check_domain, render_document, AllowSpec, Policy, Report, ToPorts,
+    self, check_domain, render_document, AllowSpec, Policy, ToPorts, Validation,
 };
 use flashpolicyd::request::{self, Matcher, Outcome, Progress, TimedRead, REQUEST_TEXT};
 
@@ -228,7 +228,7 @@ fn line_count(data: &[u8]) -> usize {
     ends + 1
 }
 
-fn check_report(data: &[u8], report: &Report) {
+fn check_report(data: &[u8], report: &Validation) {
     let text = String::from_utf8_lossy(data);
     let has_error = report.errors().next().is_some();
     assert_eq!(report.is_valid(), !has_error, "{report:?} for {text:?}");

@@ -1,0 +1,124 @@
+//! The option parsers the three command lines share (`flashpolicyd`, `flashpolicy-check`,
+//! `flashpolicy-bench`): ports, addresses, counts and seconds become typed values, and
+//! every error is one line naming the flag and the bad value.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A getopts failure as one line naming the flag: `-p needs a value (see --help)`.
+pub fn getopts_message(e: &getopts::Fail) -> String {
+    use getopts::Fail;
+    match e {
+        Fail::ArgumentMissing(f) => format!("{} needs a value (see --help)", dashed(f)),
+        Fail::UnrecognizedOption(f) => format!("unknown option {} (see --help)", dashed(f)),
+        Fail::OptionMissing(f) => format!("{} is required", dashed(f)),
+        Fail::OptionDuplicated(f) => format!("{} given more than once", dashed(f)),
+        Fail::UnexpectedArgument(f) => format!("{} takes no value", dashed(f)),
+    }
+}
+
+fn dashed(flag: &str) -> String {
+    if flag.starts_with('-') {
+        flag.to_string()
+    } else if flag.chars().count() == 1 {
+        format!("-{flag}")
+    } else {
+        format!("--{flag}")
+    }
+}
+
+/// Parses a TCP port for `flag`; `allow_zero` admits 0 ("any free port").
+///
+/// # Errors
+///
+/// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
+pub(crate) fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
+    let low = if allow_zero { 0 } else { 1 };
+    match value.trim().parse::<u32>() {
+        Ok(p) if p >= low && p <= 65535 => Ok(p as u16),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be {low}-65535"
+        ))),
+    }
+}
+
+/// Parses an IPv4 or IPv6 literal (brackets allowed around IPv6).
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub(crate) fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    bare.parse::<IpAddr>().map_err(|_| {
+        Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be an IPv4 or IPv6 address such as 0.0.0.0 or ::"
+        ))
+    })
+}
+
+/// Parses a whole number from 1 to `max`.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag and the range.
+pub(crate) fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be a whole number from 1 to {max}"
+        ))),
+    }
+}
+
+/// Reads seconds written as digits with an optional decimal part (`3`, `0.5`, `.5`);
+/// digits finer than a nanosecond are ignored. No sign, exponent, `inf` or `NaN`.
+pub(crate) fn seconds_value(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 9 {
+        return None;
+    }
+    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut nanos: u32 = 0;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Some(Duration::new(whole, nanos))
+}
+
+/// Parses seconds written as digits with an optional decimal part (`3`, `0.5`); must be
+/// more than zero and at most `max`.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration> {
+    match seconds_value(value) {
+        Some(d) if !d.is_zero() && d <= max => Ok(d),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, more than 0 and at most {}",
+            max.as_secs()
+        ))),
+    }
+}
+
+/// Like [`parse_seconds`], but 0 is accepted.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag.
+pub(crate) fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
+    match seconds_value(value) {
+        Some(d) if d <= max => Ok(d),
+        _ => Err(Error::Usage(format!(
+            "invalid {flag} \"{value}\": must be seconds like 3 or 0.5, from 0 to {}",
+            max.as_secs()
+        ))),
+    }
+}

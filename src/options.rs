@@ -35,11 +35,22 @@ fn dashed(flag: &str) -> String {
 ///
 /// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
 pub(crate) fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
-    let low = if allow_zero { 0 } else { 1 };
-    match value.trim().parse::<u32>() {
-        Ok(p) if p >= low && p <= 65535 => Ok(p as u16),
+    parse_number(flag, value, u16::from(!allow_zero), u16::MAX)
+}
+
+/// Parses a number from `min` to `max`.
+///
+/// # Errors
+///
+/// [`Error::Usage`] such as `invalid --clients "x": must be 0-4096`.
+pub fn parse_number<T>(flag: &str, value: &str, min: T, max: T) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match value.trim().parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be {low}-65535"
+            "invalid {flag} \"{value}\": must be {min}-{max}"
         ))),
     }
 }

@@ -13,9 +13,7 @@ use crate::stats::Stats;
 pub(crate) enum Gate {}
 
 impl Gate {
-    /// # Errors
-    ///
-    /// Always `Unsupported`.
+    /// Always `Unsupported`: the caller serves without a gate.
     pub(crate) fn start(
         _capacity: usize,
         _stats: Arc<Stats>,

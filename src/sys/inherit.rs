@@ -292,10 +292,6 @@ pub(crate) fn detach_stdio() -> io::Result<()> {
 }
 
 /// No socket activation outside Unix ([`take_from_env`] says so).
-///
-/// # Errors
-///
-/// Always [`Error::Setup`].
 #[cfg(not(unix))]
 pub(crate) fn listeners(_count: usize) -> Result<Vec<TcpListener>> {
     Err(Error::Setup(
@@ -310,10 +306,6 @@ pub(crate) fn inherited_addresses(_first: i32, _count: usize) -> Vec<SocketAddr>
 }
 
 /// No inetd outside Unix.
-///
-/// # Errors
-///
-/// Always `Unsupported`.
 #[cfg(not(unix))]
 pub(crate) fn stdin_connection(
     _accept_within: std::time::Duration,
@@ -325,10 +317,6 @@ pub(crate) fn stdin_connection(
 }
 
 /// Nothing to do outside Unix (there is no inetd mode).
-///
-/// # Errors
-///
-/// Never.
 #[cfg(not(unix))]
 pub(crate) fn detach_stdio() -> io::Result<()> {
     Ok(())

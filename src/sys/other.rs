@@ -1,5 +1,6 @@
 //! The OS seams' stand-ins on systems other than Unix (Windows): std's defaults, or
-//! the answer "not available here", with the same names and types as `unix.rs`.
+//! the answer "not available here", with the same names, types and contracts as in
+//! `unix.rs`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -10,10 +11,6 @@ pub(crate) fn listen_queue_limit() -> Option<u32> {
 }
 
 /// Creates a listening TCP socket on `addr` (std's defaults).
-///
-/// # Errors
-///
-/// What the OS says.
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
@@ -37,10 +34,6 @@ pub(crate) fn sighup_ignored() -> bool {
 }
 
 /// No SIGHUP on non-Unix systems.
-///
-/// # Errors
-///
-/// Never.
 pub(crate) fn ignore_sighup() -> io::Result<()> {
     Ok(())
 }
@@ -80,10 +73,6 @@ pub(crate) fn process_alive(_pid: u32) -> bool {
 }
 
 /// `TCP_DEFER_ACCEPT` exists only on Linux.
-///
-/// # Errors
-///
-/// Always `Unsupported`.
 pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
@@ -99,19 +88,11 @@ pub(crate) fn open_files_limit() -> Option<u64> {
 }
 
 /// `SCHED_BATCH` exists only on Linux.
-///
-/// # Errors
-///
-/// Never.
 pub(crate) fn batch_scheduling() -> io::Result<super::Scheduling> {
     Ok(super::Scheduling::Kept)
 }
 
 /// Writes all of `bytes` to `stream`, blocking within its write timeout.
-///
-/// # Errors
-///
-/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
 pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut s = stream;

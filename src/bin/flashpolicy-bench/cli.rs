@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use getopts::Options;
 
-use flashpolicyd::options::{getopts_message, parse_seconds};
+use flashpolicyd::options::{getopts_message, parse_number, parse_seconds};
 use flashpolicyd::protocol::POLICY_PORT;
 use flashpolicyd::{Error, Result};
 
@@ -237,20 +237,6 @@ pub fn usage() -> String {
     options().usage(brief)
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    flag: &str,
-    value: &str,
-    min: T,
-    max: T,
-) -> Result<T> {
-    match value.trim().parse::<T>() {
-        Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(Error::Usage(format!(
-            "invalid {flag} \"{value}\": must be {min}-{max}"
-        ))),
-    }
-}
-
 /// Parses the arguments (without the program name).
 ///
 /// # Errors
@@ -286,12 +272,12 @@ pub fn parse(args: &[String]) -> Result<Command> {
         )));
     }
     let port = match m.opt_str("p") {
-        Some(v) => number("--port", &v, 1u16, u16::MAX)?,
+        Some(v) => parse_number("--port", &v, 1u16, u16::MAX)?,
         None => POLICY_PORT,
     };
     let mut c = Config::new(mode, &host, port);
     if let Some(v) = m.opt_str("c") {
-        c.clients = number("--clients", &v, 0, MAX_CLIENTS)?;
+        c.clients = parse_number("--clients", &v, 0, MAX_CLIENTS)?;
     }
     if let Some(v) = m.opt_str("d") {
         c.duration = parse_seconds("--duration", &v, MAX_DURATION)?;
@@ -303,22 +289,22 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 mode.as_str()
             )));
         }
-        c.held = number("--held", &v, 0, MAX_HELD)?;
+        c.held = parse_number("--held", &v, 0, MAX_HELD)?;
     }
     if let Some(v) = m.opt_str("t") {
         c.timeout = parse_seconds("--timeout", &v, MAX_TIMEOUT)?;
     }
     if let Some(v) = m.opt_str("n") {
-        c.max_conns = Some(number("--max-conns", &v, 1, u64::MAX)?);
+        c.max_conns = Some(parse_number("--max-conns", &v, 1, u64::MAX)?);
     }
     if let Some(v) = m.opt_str("src-ips") {
-        c.src_ips = number("--src-ips", &v, 0, MAX_SRC_IPS)?;
+        c.src_ips = parse_number("--src-ips", &v, 0, MAX_SRC_IPS)?;
     }
     if let Some(v) = m.opt_str("junk-percent") {
-        c.junk_percent = number("--junk-percent", &v, 0, 100)?;
+        c.junk_percent = parse_number("--junk-percent", &v, 0, 100)?;
     }
     if let Some(v) = m.opt_str("split-percent") {
-        c.split_percent = number("--split-percent", &v, 0, 100)?;
+        c.split_percent = parse_number("--split-percent", &v, 0, 100)?;
     }
     if let Some(v) = m.opt_str("setup-timeout") {
         c.setup_timeout = parse_seconds("--setup-timeout", &v, MAX_TIMEOUT)?;

@@ -3,13 +3,13 @@
 //! known way each (reset after the reply, no NUL, junk answered), so that every
 //! verdict is checked against a server whose behaviour is certain.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use support::fake::{replying, replying_then_reset, Fake};
+use crate::fake::{replying, replying_then_reset, Fake};
 use support::{run_cmd, Daemon, Output};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_flashpolicy-bench");

@@ -1,5 +1,6 @@
 //! Running the checker, `flashpolicy-check`, and judging its plugin output.
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ pub fn check(args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flashpolicy-check"));
     cmd.args(args).stdin(Stdio::null());
     let start = Instant::now();
-    let out = super::run_cmd(cmd, CHECK_DEADLINE);
+    let out = crate::support::run_cmd(cmd, CHECK_DEADLINE);
     let elapsed = start.elapsed();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -61,4 +62,37 @@ pub fn expect(run: &Run, code: i32) {
         "first line should start with {prefix:?}:\n{}",
         run.stdout
     );
+}
+
+/// A port where nothing listens, and where nothing can start listening while this
+/// lives: the local port of a connected client socket we keep open (a listener on that
+/// port would need to bind it, which conflicts with our socket; the kernel never hands
+/// it out for port 0 either). A connection to it is refused.
+pub struct ClosedPort {
+    port: u16,
+    _client: TcpStream,
+    _listener: TcpListener,
+}
+
+impl ClosedPort {
+    /// The port number.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A [`ClosedPort`] on 127.0.0.1.
+pub fn closed_port() -> ClosedPort {
+    closed_port_on("127.0.0.1".parse().unwrap()).expect("a closed port on 127.0.0.1")
+}
+
+/// A [`ClosedPort`] on `ip`; `None` when `ip` cannot be bound here (no IPv6 loopback).
+pub fn closed_port_on(ip: std::net::IpAddr) -> Option<ClosedPort> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).ok()?;
+    let client = TcpStream::connect(listener.local_addr().ok()?).ok()?;
+    Some(ClosedPort {
+        port: client.local_addr().ok()?.port(),
+        _client: client,
+        _listener: listener,
+    })
 }

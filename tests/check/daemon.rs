@@ -1,9 +1,9 @@
 //! `flashpolicy-check` against the real daemon, started on 127.0.0.1 port 0: the two
 //! binaries must agree on the protocol and on the policy's meaning.
 
-mod support;
+use crate::support;
 
-use support::check::*;
+use crate::checker::*;
 use support::{closed_port, Daemon, TempPath};
 
 /// Starts `flashpolicyd -p 0 -b 127.0.0.1 ARGS` and learns its port from the

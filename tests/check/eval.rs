@@ -2,10 +2,10 @@
 //! port, the master's meta-policy, the low-port rule, `secure`, `--file`, and usage
 //! errors. Expected answers follow protocol.md §4–5.
 
-mod support;
+use crate::support;
 
-use support::check::*;
-use support::fake::*;
+use crate::checker::*;
+use crate::fake::*;
 use support::{closed_port, TempPath};
 
 fn policy(body: &str) -> String {

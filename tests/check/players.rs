@@ -3,15 +3,15 @@
 //! the exit codes of warnings against notes. The master plays port 843 (`-p`); the
 //! destination is a second fake server whose port is the question's `-P`.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use support::check::*;
+use crate::checker::*;
+use crate::fake::*;
 use support::closed_port;
-use support::fake::*;
 
 fn policy(body: &str) -> String {
     format!("<?xml version=\"1.0\"?>\n<cross-domain-policy>\n{body}\n</cross-domain-policy>\n")

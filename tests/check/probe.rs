@@ -1,14 +1,14 @@
 //! `flashpolicy-check` against deliberately broken fake servers: each reply defect must
 //! give the status protocol.md and the plugin conventions call for.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use support::check::*;
-use support::fake::*;
+use crate::checker::*;
+use crate::fake::*;
 use support::{closed_port, closed_port_on};
 
 fn host_port(port: u16) -> Vec<String> {

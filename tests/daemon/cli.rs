@@ -2,7 +2,7 @@
 //! validation (errors name the file and line, warnings do not stop it), `--check-config`
 //! and exit codes. Expected bytes are written by hand from protocol.md and issue 2.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! These tests assert behaviour, not speed: "served long before the slow clients'
 //! deadline" with a deadline of many seconds, never a tight time bound.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -2,7 +2,7 @@
 //! its cargo-fuzz target, on stable and without cargo-fuzz: the inputs that once
 //! crashed a parser, and those that reach its corners, stay tested by `make test`.
 
-#[path = "fuzz/src/lib.rs"]
+#[path = "../fuzz/src/lib.rs"]
 mod invariants;
 
 use std::fs;

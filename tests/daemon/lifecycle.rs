@@ -4,7 +4,7 @@
 //! per-connection debug lines, the -q / RUST_LOG level controls, and the scheduling
 //! policy of the serving threads (Linux).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::SocketAddr;

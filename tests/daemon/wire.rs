@@ -3,7 +3,7 @@
 //! NULs and trailing bytes, junk of many kinds, idle and trickling clients against the
 //! whole-connection deadline, many clients at once, IPv6 and several binds.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -6,7 +6,7 @@
 
 #![cfg(unix)]
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};

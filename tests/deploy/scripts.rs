@@ -10,7 +10,7 @@
 
 #![cfg(unix)]
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! socket's read timeout to the time left before each read, matches the request, sets
 //! the write timeout and sends the cached policy bytes in one write, closes cleanly,
 //! and counts the outcome. The same code on every system and in inetd mode. One tuning
-//! beyond the card, kept because alone it saves 18 % server CPU per connection
+//! beyond the design, kept because alone it saves 18 % server CPU per connection
 //! (docs/performance.md): on Linux the policy leaves with the FIN (`MSG_MORE`).
 
 use std::io::{self, Read};

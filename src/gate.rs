@@ -1,4 +1,4 @@
-//! The readiness gate (Linux): the one extension of the design card. A fixed pool of
+//! The readiness gate (Linux): the one extension of the design. A fixed pool of
 //! workers that block on reads is held by N clients that trickle their request or go
 //! silent after connecting (`TCP_DEFER_ACCEPT` only keeps the silent ones out for a
 //! while). So a connection whose request has not fully arrived waits here, in one

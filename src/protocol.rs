@@ -1,6 +1,6 @@
 //! The protocol's fixed numbers, shared by the daemon, the checker and the load client
-//! (docs/protocol.md §1–2): the request, where a player asks first, how long it waits,
-//! and the low-port rule.
+//! (docs/protocol.md §3, §5): where a player asks first, how long it waits, and the
+//! low-port rule. The request itself is `request::REQUEST`.
 
 use std::time::Duration;
 

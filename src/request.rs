@@ -1,5 +1,5 @@
 //! The only place that knows `<policy-file-request/>`: incremental prefix matching of
-//! the request (protocol.md §1), and reading it from a socket under a deadline that
+//! the request (docs/protocol.md §1), and reading it from a socket under a deadline that
 //! covers the whole connection.
 //!
 //! The 22 characters are enough to answer (hand tests send no NUL); a byte that cannot

@@ -3,7 +3,7 @@
 //! wake-up of every blocked `accept()`, then `pool.join()`. What a worker does with its
 //! connection is in `conn.rs`; on Linux, a connection whose request has not arrived yet
 //! waits in the readiness gate (`gate.rs`) before it is dispatched. One tuning beyond
-//! the card, kept because alone it saves over 10 % server CPU per connection
+//! the design, kept because alone it saves over 10 % server CPU per connection
 //! (docs/performance.md): the serving threads run under `SCHED_BATCH` (Linux).
 
 use std::io;

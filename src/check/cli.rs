@@ -47,7 +47,7 @@ impl Source {
 pub(crate) enum Player {
     /// Adobe Flash Player (the default).
     Flash,
-    /// Lightspark (protocol.md §7).
+    /// Lightspark (docs/protocol.md §7).
     Lightspark,
     /// Both, one verdict line each.
     All,

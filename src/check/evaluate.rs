@@ -1,6 +1,6 @@
 //! How Flash Player decides whether a SWF may open a socket, from the client's side:
 //! domain and port matching, `secure`, the low-port rule, and the master's meta-policy
-//! with the fallback to the destination port (protocol.md §4–5).
+//! with the fallback to the destination port (docs/protocol.md §4–5).
 //!
 //! Pure logic, no I/O: the policy on the destination port is obtained through a
 //! closure, so that the caller fetches it only when the player would. The rules for

@@ -1,4 +1,4 @@
-//! `--player lightspark`: the check under Lightspark's rules (protocol.md §7). The
+//! `--player lightspark`: the check under Lightspark's rules (docs/protocol.md §7). The
 //! same fetches as for Flash Player, framed and read as Lightspark does
 //! ([`super::evaluate::lightspark`]); the policy on `-p` plays the master, as port 843
 //! does for Lightspark.

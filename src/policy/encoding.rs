@@ -1,5 +1,5 @@
 //! Bytes to text: the size cap, byte-order marks, NUL bytes, UTF-8, and the characters
-//! XML allows (protocol.md §2: a policy is plain UTF-8, no length prefix).
+//! XML allows (docs/protocol.md §2: a policy is plain UTF-8, no length prefix).
 
 use super::lexical;
 use super::{Diagnostic, Severity, MAX_POLICY_BYTES};

@@ -1,4 +1,4 @@
-//! A socket policy as Lightspark reads it (protocol.md §7; its
+//! A socket policy as Lightspark reads it (docs/protocol.md §7; its
 //! src/parsing/crossdomainpolicy.cpp and src/backends/security.cpp): the same XML,
 //! a different grammar. One invalid element voids the whole file; values are taken
 //! as written; every `to-ports` item grants only the number it starts with.

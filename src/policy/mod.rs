@@ -1,12 +1,12 @@
 //! The policy: load it (file, `--allow` specs or the embedded default), validate it
-//! against the socket-policy grammar (protocol.md §4), and render the exact bytes that
+//! against the socket-policy grammar (docs/protocol.md §4), and render the exact bytes that
 //! are served: the document followed by exactly one NUL.
 //!
 //! [`validate`] is also what the checker runs on documents it receives: read
 //! [`Validation::document`] when [`Validation::is_valid`]. The XML reader is our own, strict
 //! and small (`reader`); no XML or hash crate is used.
 //!
-//! Choices where protocol.md is silent:
+//! Choices where docs/protocol.md (§4) is silent:
 //! - text or CDATA that is not whitespace inside the root, and elements nested in
 //!   `allow-access-from` or `site-control`, are notes (players ignore them); the
 //!   contents of unknown elements are not examined;

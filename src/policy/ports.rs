@@ -1,4 +1,4 @@
-//! The `to-ports` attribute (protocol.md §4): `*`, or a comma list of ports 1-65535 and
+//! The `to-ports` attribute (docs/protocol.md §4): `*`, or a comma list of ports 1-65535 and
 //! inclusive ranges `low-high` with low ≤ high. Shared by the validator and `--allow`.
 
 use std::fmt;

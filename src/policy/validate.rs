@@ -1,4 +1,4 @@
-//! The socket-policy grammar (protocol.md §4) on top of the XML reader, as Flash
+//! The socket-policy grammar (docs/protocol.md §4) on top of the XML reader, as Flash
 //! Player reads it: what it would reject is an error; what a player would misread, or
 //! what says something other than the operator likely meant, is a warning; what is
 //! true and useful but needs no fix is a note. Lightspark's stricter reading, which

@@ -286,7 +286,7 @@ mod tests {
 
     /// Against a well-behaved server in this process (read the request, answer, close),
     /// a run stops at its budget and times every good reply exactly once. The binary's
-    /// behaviour against the daemon is tested in tests/bench_client.rs.
+    /// behaviour against the daemon is tested in tests/check/bench_client.rs.
     #[test]
     fn every_good_reply_is_counted_and_timed_once() {
         const N: usize = 20;

@@ -1,4 +1,4 @@
-//! How Lightspark decides whether a SWF may open a socket (protocol.md §7): the reply
+//! How Lightspark decides whether a SWF may open a socket (docs/protocol.md §7): the reply
 //! framing it accepts, the master on port 843 first, the destination port only when
 //! the master's meta-policy is `all` (or the master is unusable), grants without the
 //! low-port rule. The hazards an operator should hear about for a policy served on a
@@ -27,7 +27,7 @@ pub(crate) enum LsFetched {
 /// Applies Lightspark's framing to a reply: keeps the bytes of the first read that
 /// did not fill the 4,096-byte buffer (and of the full reads before it), requires the
 /// last byte to be NUL, `>` or newline, and drops a final NUL or newline. A final `>`
-/// is kept: protocol.md §7 records such a reply (no NUL) as accepted. A NUL left
+/// is kept: docs/protocol.md §7 records such a reply (no NUL) as accepted. A NUL left
 /// inside voids the reply.
 ///
 /// `reads` are the sizes of the successive reads that filled `received`.

@@ -1,6 +1,6 @@
 //! The rules for one grant: does its `domain` match the SWF's, do its `to-ports`
 //! cover the destination, does `secure` exclude the SWF, does the low-port rule let
-//! the serving port grant it (protocol.md §4–5).
+//! the serving port grant it (docs/protocol.md §4–5).
 
 use std::fmt;
 use std::net::IpAddr;

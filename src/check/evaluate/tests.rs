@@ -1,5 +1,5 @@
 //! Unit tests of the player's decision: every rule, each site-control value, the
-//! low-port rule on both sides, and the fallback. Expected answers follow protocol.md.
+//! low-port rule on both sides, and the fallback. Expected answers follow docs/protocol.md §4–5.
 
 use super::*;
 use crate::policy::{SiteControl, ToPorts};

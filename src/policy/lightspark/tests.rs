@@ -1,5 +1,5 @@
 //! Unit tests of Lightspark's reading of a policy: each test that checks a rule
-//! names it. Expected readings follow protocol.md §7 and Lightspark's source.
+//! names it. Expected readings follow docs/protocol.md §7 and Lightspark's source.
 
 use super::*;
 

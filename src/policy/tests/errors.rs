@@ -222,7 +222,7 @@ fn characters_xml_forbids() {
     assert_error(&wrap("\u{FFFE}"), 2, &["U+FFFE"]);
 }
 
-// --- Encoding and size (protocol.md §2) ---
+// --- Encoding and size (docs/protocol.md §2) ---
 
 #[test]
 fn invalid_utf8() {
@@ -264,7 +264,7 @@ fn size_cap() {
     assert!(validate(&doc).is_valid());
 }
 
-// --- The socket-policy grammar (protocol.md §4) ---
+// --- The socket-policy grammar (docs/protocol.md §4) ---
 
 #[test]
 fn root_name() {

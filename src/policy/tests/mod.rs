@@ -2,7 +2,7 @@
 //! `accepted`), robustness on arbitrary bytes (`robust`), and `Policy` itself (here).
 //!
 //! Expected lines and the names in messages come from the documents written in each
-//! test and from protocol.md §4 / the XML 1.0 spec, never from the program's output.
+//! test and from docs/protocol.md §4 / the XML 1.0 spec, never from the program's output.
 
 mod accepted;
 mod errors;

@@ -1,5 +1,5 @@
 //! Unit tests of Lightspark's decision, framing and per-port hazards: each test that
-//! checks a rule names it. Expected answers follow protocol.md §7.
+//! checks a rule names it. Expected answers follow docs/protocol.md §7.
 
 use super::*;
 use crate::check::evaluate::SwfDomain;

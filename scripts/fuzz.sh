@@ -8,7 +8,7 @@
 #
 # Needs the nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz
 # when it is missing. `make test` replays the saved corpus on stable
-# (tests/fuzz_corpus.rs), so keep it small: run cmin after a long session.
+# (tests/daemon/fuzz_corpus.rs), so keep it small: run cmin after a long session.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -89,7 +89,7 @@ fn clients_a_slow_round_trip_away_are_served_side_by_side_by_one_worker() {
     // comes in two pieces 300 ms apart. With one worker, 40 such clients at once must be
     // served side by side: were the worker to wait for any one of them between its
     // pieces, they would take 40 x 0.3 s. (A request without its NUL is answered, then
-    // the worker lingers for the NUL, bounded: see daemon_wire.)
+    // the worker lingers for the NUL, bounded: see wire.rs.)
     let mut d = Daemon::start_local(&["-w", "1", "-t", "20"]);
     let addr = d.addr();
     let rtt = Duration::from_millis(300);

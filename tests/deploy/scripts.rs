@@ -106,7 +106,7 @@ impl Sandbox {
     fn script_with_config(&self, script: &str, args: &[&str]) -> Command {
         let conf = self.path("flashpolicyd.conf");
         let text = format!(
-            "# written by tests/deploy_scripts.rs\nFLASHPOLICYD='{BIN}'\n\
+            "# written by tests/deploy/scripts.rs\nFLASHPOLICYD='{BIN}'\n\
              FLASHPOLICYD_ARGS='{}'\nPIDFILE='{}'\nLOGFILE='{}'\nSTART_WAIT={START_WAIT}\n",
             self.daemon_args(&self.path("policy.xml")),
             self.pid_file().display(),

@@ -1,7 +1,7 @@
 //! The promises the fuzz targets check, one function per target. Each takes one input,
 //! runs it through the parser's public entry points and panics when a promise breaks.
 //!
-//! `tests/fuzz_corpus.rs` includes this file as a module, so that `make test` replays
+//! `tests/daemon/fuzz_corpus.rs` includes this file as a module, so that `make test` replays
 //! the saved corpus through the same checks on stable, without cargo-fuzz.
 
 use std::io::{self, Read};

@@ -1,12 +1,14 @@
 //! Shared helpers for the black-box tests: run the built `flashpolicyd`, watch its
 //! log lines with deadlines, talk to it over loopback, and clean up (processes and temp
 //! files) even when a test fails. Shared by the three test binaries (tests/daemon/,
-//! tests/check/, tests/deploy/), each of which includes it as `mod support`.
+//! tests/check/, tests/deploy/); each main.rs includes it and reaches it, with its own
+//! helpers, as `support::`.
 //!
 //! Every wait here has a deadline; nothing sleeps in place of synchronisation. No port
 //! is bound, closed and handed on: a test gets its port from a listener it keeps, from
 //! the daemon's `listening on` line, or (for a tool that insists on being told a port)
-//! from [`spawn_on_a_free_port`], which tries again when the port was taken meanwhile.
+//! from `spawn_on_a_free_port` (tests/deploy/helpers.rs), which tries again when the
+//! port was taken meanwhile.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -1,6 +1,6 @@
 //! The option parsers the three command lines share (`flashpolicyd`, `flashpolicy-check`,
-//! `flashpolicy-bench`): ports, addresses, counts and seconds become typed values, and
-//! every error is one line naming the flag and the bad value.
+//! `flashpolicy-bench`): ports, addresses, counts and seconds become typed values. Each
+//! fails with one [`Error::Usage`] line naming the flag and the bad value.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -29,10 +29,7 @@ fn dashed(flag: &str) -> String {
     }
 }
 
-/// Parses a TCP port for `flag`; `allow_zero` admits 0 ("any free port").
-///
-/// # Errors
-///
+/// Parses a TCP port for `flag`; `allow_zero` admits 0 ("any free port"). Fails with
 /// [`Error::Usage`] such as `invalid --port "70000": must be 1-65535`.
 pub(crate) fn parse_port(flag: &str, value: &str, allow_zero: bool) -> Result<u16> {
     parse_number(flag, value, u16::from(!allow_zero), u16::MAX)
@@ -56,10 +53,6 @@ where
 }
 
 /// Parses an IPv4 or IPv6 literal (brackets allowed around IPv6).
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag.
 pub(crate) fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
     let bare = value
         .strip_prefix('[')
@@ -73,10 +66,6 @@ pub(crate) fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
 }
 
 /// Parses a whole number from 1 to `max`.
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag and the range.
 pub(crate) fn parse_count(flag: &str, value: &str, max: usize) -> Result<usize> {
     match value.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
@@ -120,10 +109,6 @@ pub fn parse_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration>
 }
 
 /// Like [`parse_seconds`], but 0 is accepted.
-///
-/// # Errors
-///
-/// [`Error::Usage`] naming the flag.
 pub(crate) fn parse_seconds_or_zero(flag: &str, value: &str, max: Duration) -> Result<Duration> {
     match seconds_value(value) {
         Some(d) if d <= max => Ok(d),

@@ -294,9 +294,7 @@ pub(crate) fn detach_stdio() -> io::Result<()> {
 /// No socket activation outside Unix ([`take_from_env`] says so).
 #[cfg(not(unix))]
 pub(crate) fn listeners(_count: usize) -> Result<Vec<TcpListener>> {
-    Err(Error::Setup(
-        "socket activation is not available on this system".into(),
-    ))
+    Err(Error::Setup("no socket activation on this system".into()))
 }
 
 /// No socket activation outside Unix.
@@ -310,10 +308,7 @@ pub(crate) fn inherited_addresses(_first: i32, _count: usize) -> Vec<SocketAddr>
 pub(crate) fn stdin_connection(
     _accept_within: std::time::Duration,
 ) -> io::Result<std::net::TcpStream> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "--inetd is not available on this system",
-    ))
+    Err(io::Error::other("--inetd is not available on this system"))
 }
 
 /// Nothing to do outside Unix (there is no inetd mode).

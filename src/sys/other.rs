@@ -1,14 +1,8 @@
-//! The OS seams' stand-ins on systems other than Unix (Windows): std's defaults, or
-//! the answer "not available here", with the same names, types and contracts as in
-//! `unix.rs`.
+//! The OS seams' stand-ins on Windows (the one other system the crate builds for):
+//! std's defaults, or "not available here", with the names and contracts of `unix.rs`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-
-/// Not known on this system.
-pub(crate) fn listen_queue_limit() -> Option<u32> {
-    None
-}
 
 /// Creates a listening TCP socket on `addr` (std's defaults).
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -16,17 +10,7 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Makes a thread blocked in `accept()` on `listener` return, by connecting to it.
-pub(crate) fn wake_accept(listener: &TcpListener) {
-    if let Ok(mut addr) = listener.local_addr() {
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
-    }
-}
+pub(crate) use super::wake_by_connecting as wake_accept;
 
 /// On non-Unix systems there is no SIGHUP.
 pub(crate) fn sighup_ignored() -> bool {
@@ -38,9 +22,7 @@ pub(crate) fn ignore_sighup() -> io::Result<()> {
     Ok(())
 }
 
-/// True if a process with this pid is running (Windows: it can be opened and has not
-/// exited).
-#[cfg(windows)]
+/// True if a process with this pid is running (it can be opened and has not exited).
 pub(crate) fn process_alive(pid: u32) -> bool {
     type Handle = *mut core::ffi::c_void;
     const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
@@ -64,12 +46,6 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     // SAFETY: `handle` was returned by OpenProcess and is closed exactly once.
     unsafe { CloseHandle(handle) };
     ok != 0 && code == STILL_ACTIVE
-}
-
-/// Without a way to ask, assume a recorded process is alive.
-#[cfg(not(any(unix, windows)))]
-pub(crate) fn process_alive(_pid: u32) -> bool {
-    true
 }
 
 /// `TCP_DEFER_ACCEPT` exists only on Linux.

@@ -17,19 +17,6 @@ const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAX
 #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 const LISTEN_BACKLOG: nix::sys::socket::Backlog = nix::sys::socket::Backlog::MAXCONN;
 
-/// The longest listen queue the kernel grants (`net.core.somaxconn`), for the log.
-#[cfg(target_os = "linux")]
-pub(crate) fn listen_queue_limit() -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?;
-    text.trim().parse().ok()
-}
-
-/// Not known on this system.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn listen_queue_limit() -> Option<u32> {
-    None
-}
-
 /// Creates a listening TCP socket on `addr`. An IPv6 socket is IPv6-only, so that
 /// `0.0.0.0` and `::` can be bound side by side on one port.
 ///
@@ -70,15 +57,7 @@ pub(crate) fn wake_accept(listener: &TcpListener) {
     {
         return;
     }
-    if let Ok(mut addr) = listener.local_addr() {
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
-    }
+    super::wake_by_connecting(listener);
 }
 
 /// True when SIGHUP was already ignored when we started (as under `nohup`). Must be
@@ -349,7 +328,7 @@ mod tests {
         use std::time::Duration;
         const SILENT: usize = 1_100;
         let _ = raise_open_files_limit();
-        let queue = listen_queue_limit().unwrap_or(0);
+        let queue = super::super::listen_queue_limit().unwrap_or(0);
         let files = open_files_limit().unwrap_or(0);
         if queue < 1_200 || files < 1_400 {
             eprintln!("skipped: net.core.somaxconn {queue}, open-files limit {files}");

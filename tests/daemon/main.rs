@@ -2,6 +2,9 @@
 //! its life from start to stop, floods, the counters, and the fuzz corpus replayed
 //! through the parsers it serves with. One test binary (`cargo test --test daemon`).
 
+// Off Unix, stats.rs (Unix only) is left out and some helpers go unused.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
+
 #[path = "../support/served.rs"]
 mod served;
 #[path = "../support/mod.rs"]

@@ -89,7 +89,7 @@ fn closed_port_below_1024() -> u16 {
 }
 
 /// The start-up log warns, per listening port, about what Lightspark will refuse there
-/// (protocol.md §7), and the checker's two players disagree on that same policy.
+/// (docs/protocol.md §7), and the checker's two players disagree on that same policy.
 #[test]
 fn daemon_warns_per_port_and_players_disagree() {
     let policy = "<cross-domain-policy>\n\

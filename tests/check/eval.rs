@@ -1,6 +1,6 @@
 //! `flashpolicy-check` answering allow/deny questions: the fallback to the destination
 //! port, the master's meta-policy, the low-port rule, `secure`, `--file`, and usage
-//! errors. Expected answers follow protocol.md §4–5.
+//! errors. Expected answers follow docs/protocol.md §4–5.
 
 use crate::support;
 

@@ -1,5 +1,5 @@
 //! `flashpolicy-check --player` against fake policy servers on 127.0.0.1:0: every
-//! Lightspark rule of protocol.md §7 (each test names its rule), `--player all`, and
+//! Lightspark rule of docs/protocol.md §7 (each test names its rule), `--player all`, and
 //! the exit codes of warnings against notes. The master plays port 843 (`-p`); the
 //! destination is a second fake server whose port is the question's `-P`.
 

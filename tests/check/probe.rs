@@ -1,5 +1,5 @@
 //! `flashpolicy-check` against deliberately broken fake servers: each reply defect must
-//! give the status protocol.md and the plugin conventions call for.
+//! give the status docs/protocol.md and the plugin conventions call for.
 
 use crate::support;
 

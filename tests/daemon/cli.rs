@@ -1,6 +1,6 @@
 //! The command line, black-box: flags and their errors, the three policy sources, policy
 //! validation (errors name the file and line, warnings do not stop it), `--check-config`
-//! and exit codes. Expected bytes are written by hand from protocol.md and issue 2.
+//! and exit codes. Expected bytes are written by hand from docs/protocol.md and issue 2.
 
 use crate::support;
 
@@ -586,7 +586,7 @@ fn notes_print_only_with_verbose() {
 
 /// --check-config knows the port it would serve on: site-control away from 843 and a
 /// policy on a high port granting low ports are Lightspark/Adobe hazards there, not
-/// on 843 (protocol.md §7). --check-config binds nothing, so the ports are only named.
+/// on 843 (docs/protocol.md §7). --check-config binds nothing, so the ports are only named.
 #[test]
 fn check_config_warns_per_port() {
     let doc = format!(

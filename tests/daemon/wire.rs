@@ -1,4 +1,4 @@
-//! The protocol on the wire (protocol.md §1–3), black-box against the built daemon:
+//! The protocol on the wire (docs/protocol.md §1–3), black-box against the built daemon:
 //! complete, NUL-less and split requests, clean closes (EOF, never a reset) with late
 //! NULs and trailing bytes, junk of many kinds, idle and trickling clients against the
 //! whole-connection deadline, many clients at once, IPv6 and several binds.
@@ -102,7 +102,7 @@ fn the_22_characters_without_nul_are_answered_at_once() {
 
 #[test]
 fn the_reply_comes_whole_in_the_first_read() {
-    // Lightspark keeps only what its first read returns (protocol.md §2): the reply must
+    // Lightspark keeps only what its first read returns (docs/protocol.md §2): the reply must
     // be one write. On loopback a single small write is delivered as one unit.
     let d = daemon(&[]);
     let mut s = connect(d.addr());

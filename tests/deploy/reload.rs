@@ -118,7 +118,7 @@ fn good_bad_good_swaps_under_a_running_daemon() {
 
 /// A reloaded version is checked against the listening port like the first one: a
 /// site-control in a policy served from a port other than 843 voids it for Lightspark
-/// (protocol.md §7), so the reload warns, naming the port and the rule.
+/// (docs/protocol.md §7), so the reload warns, naming the port and the rule.
 #[test]
 fn a_reloaded_policy_gets_the_per_port_warnings() {
     // Ports of 1024 and above: nothing to warn about on an unprivileged port.

@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The request a player sends: 22 characters and a NUL (protocol.md §1).
+/// The request a player sends: 22 characters and a NUL (docs/protocol.md §1).
 pub const REQUEST: &[u8] = b"<policy-file-request/>\0";
 
 /// The 22 characters that are enough for an answer.
@@ -367,7 +367,7 @@ impl TempPath {
 pub const POLICY_FILE: &[u8] = include_bytes!("../fixtures/policy.xml");
 
 /// What the daemon must send for [`POLICY_FILE`]: the file plus exactly one NUL
-/// (protocol.md §2).
+/// (docs/protocol.md §2).
 pub fn fixture_reply() -> Vec<u8> {
     let mut v = POLICY_FILE.to_vec();
     v.push(0);

@@ -37,7 +37,7 @@ pub fn request_matcher(data: &[u8]) {
     check_read_request(data, &mut rng);
 }
 
-/// What the matcher must answer once it has seen `seen`, straight from protocol.md §1:
+/// What the matcher must answer once it has seen `seen`, straight from docs/protocol.md §1:
 /// the first byte that differs from the request text refutes it, its 22 characters
 /// complete it, and the bytes after them set `nul` and `extra`.
 pub fn expected_progress(seen: &[u8]) -> Progress {

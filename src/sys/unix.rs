@@ -183,9 +183,9 @@ pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
 /// The soft open-files limit now (it sizes the readiness gate).
 pub(crate) fn open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
-    getrlimit(Resource::RLIMIT_NOFILE)
-        .ok()
-        .map(|(soft, _)| soft)
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    #[allow(clippy::useless_conversion)] // `rlim_t` is i64 on FreeBSD, u64 elsewhere
+    u64::try_from(soft).ok()
 }
 
 /// Puts the calling thread (and the threads it creates later) under `SCHED_BATCH`, if it

@@ -178,6 +178,59 @@ fn wake_accept(listener: &TcpListener) {
     }
 }
 
+/// Opens `path` for reading only if it is a regular file, without ever blocking: the
+/// open is non-blocking (a FIFO with no writer, a device, would otherwise hang it) and
+/// the opened file is checked with `fstat`. Anything else is an `InvalidInput` error
+/// saying what it is ("is a FIFO, not a regular file").
+///
+/// # Errors
+///
+/// What the OS says, or `InvalidInput` for a file that is not regular.
+pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK changes nothing for a regular file's reads.
+        options.custom_flags(nix::libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {}, not a regular file", file_kind(kind)),
+    ))
+}
+
+/// "a directory", "a FIFO"... for a message.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// True when SIGHUP was already ignored when we started (as under `nohup`). Must be
 /// called before any handler is installed.
 #[cfg(unix)]

@@ -13,7 +13,6 @@ pub mod report;
 
 use std::collections::BTreeMap;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -62,15 +61,16 @@ pub(crate) fn run(config: &Config) -> Result<Report> {
 }
 
 /// Why the two verdicts differ: the Lightspark rules that applied, or, when only
-/// Flash Player refuses, its reason.
+/// Flash Player refuses, its reason. Nothing when both allow or both refuse, even if
+/// their warnings differ.
 fn differences(flash: &Report, light: &Report, rules: &[String]) -> Vec<String> {
-    if flash.status() == light.status() {
+    if flash.allows() == light.allows() {
         return Vec::new();
     }
     if !rules.is_empty() {
         return rules.to_vec();
     }
-    if flash.status() > light.status() {
+    if !flash.allows() {
         vec![format!(
             "Flash Player's rules, not Lightspark's: {}",
             flash.summary_text()
@@ -243,7 +243,7 @@ pub(crate) fn origin_name(config: &Config) -> String {
 /// Reads `--file`, at most one byte past the cap.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    File::open(path)
+    crate::sys::open_regular(path)
         .and_then(|f| f.take(MAX_REPLY_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(|source| Error::PolicyRead {
             path: path.to_path_buf(),

@@ -1,8 +1,8 @@
 //! One connection's life, top to bottom, as one pool worker runs it: from its first
 //! byte to its close, under one deadline for the whole connection. The worker sets the
-//! socket's read timeout to the time left before each read, matches the request, sets
-//! the write timeout and sends the cached policy bytes in one write, closes cleanly,
-//! and counts the outcome. The same code on every system and in inetd mode. One tuning
+//! socket's read timeout to the time left before each read, matches the request, sends
+//! the cached policy bytes (the write timeout set to the time left before each partial
+//! send, so the deadline bounds the reply too), closes cleanly, and counts the outcome. The same code on every system and in inetd mode. One tuning
 //! beyond the card, kept because alone it saves 18 % server CPU per connection
 //! (docs/performance.md): on Linux the policy leaves with the FIN (`MSG_MORE`).
 
@@ -94,12 +94,11 @@ impl TimedRead for Socket<'_> {
     }
 }
 
-/// Writes the policy in one write, bounded by the time left; the caller closes or
-/// shuts down the write side right after (on Linux the policy leaves with the FIN).
+/// Writes the policy before the deadline (however slowly the client reads, each
+/// partial send gets only the time left); the caller closes or shuts down the write
+/// side right after (on Linux the policy leaves with the FIN).
 fn send(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
-    let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
-    stream.set_write_timeout(Some(left))?;
-    sys::write_before_close(stream, policy)
+    sys::write_before_close(stream, policy, deadline)
 }
 
 /// Shuts the write side (our FIN follows the policy), then discards what the client

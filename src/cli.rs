@@ -173,7 +173,10 @@ impl Args {
             let (prefix, value) = split_value(arg);
             let mut placeholder = value.to_string_lossy().into_owned();
             // Unique: never equal to a real argument or to another placeholder.
-            while utf8.iter().flatten().any(|t| t.ends_with(placeholder.as_str()))
+            while utf8
+                .iter()
+                .flatten()
+                .any(|t| t.ends_with(placeholder.as_str()))
                 || out.originals.contains_key(&placeholder)
             {
                 placeholder.push(char::REPLACEMENT_CHARACTER);
@@ -642,20 +645,60 @@ mod tests {
         assert_eq!(usage_err(&["--user"]), "--user needs a value (see --help)");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_path_values_keep_their_bytes() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = |b: &[u8]| OsStr::from_bytes(b).to_os_string();
+        let list = [
+            raw(b"-p"),
+            raw(b"0"),
+            raw(b"-f/x\xff"),
+            raw(b"--pid-file=/x\xfe"),
+            raw(b"--log-file"),
+            raw(b"/x\xfd"),
+            // A real U+FFFD: the lossy text of the values above, never mistaken for them.
+            raw("--stats-file=/x\u{FFFD}".as_bytes()),
+        ];
+        let c = match parse_args(&Args::from_os(list)).unwrap() {
+            Command::Run(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.policy, PolicySource::File(PathBuf::from(raw(b"/x\xff"))));
+        assert_eq!(c.pid_file, Some(PathBuf::from(raw(b"/x\xfe"))));
+        assert_eq!(c.log_file, Some(PathBuf::from(raw(b"/x\xfd"))));
+        assert_eq!(c.stats_file, Some(PathBuf::from("/x\u{FFFD}")));
+        // A non-UTF-8 value of another flag is refused, shown lossily.
+        let bad = Args::from_os([raw(b"-p"), raw(b"8\xff")]);
+        match parse_args(&bad) {
+            Err(Error::Usage(m)) => assert!(m.contains("\"8\u{FFFD}"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn inetd_prescan() {
         assert!(inetd_requested(&args(&["-p", "1", "--inetd", "--bogus"])));
         assert!(!inetd_requested(&args(&["-p", "1"])));
         assert!(!inetd_requested(&args(&["--", "--inetd"])));
         assert_eq!(
-            log_file_requested(&Args::utf8(&args(&["--inetd", "--log-file", "/a", "--bogus"])),
+            log_file_requested(&Args::utf8(&args(&[
+                "--inetd",
+                "--log-file",
+                "/a",
+                "--bogus"
+            ]))),
             Some(PathBuf::from("/a"))
         );
         assert_eq!(
-            log_file_requested(&Args::utf8(&args(&["--log-file=/b", "--log-file=/c"])),
+            log_file_requested(&Args::utf8(&args(&["--log-file=/b", "--log-file=/c"]))),
             Some(PathBuf::from("/c"))
         );
-        assert_eq!(log_file_requested(&Args::utf8(&args(&["--log-file"]))), None);
+        assert_eq!(
+            log_file_requested(&Args::utf8(&args(&["--log-file"]))),
+            None
+        );
         assert_eq!(
             log_file_requested(&Args::utf8(&args(&["--", "--log-file", "/a"]))),
             None

@@ -473,43 +473,18 @@ pub(crate) fn batch_scheduling() -> io::Result<Scheduling> {
     }
 }
 
-/// Writes all of `bytes` to `stream` before `deadline`, for a caller that closes (or
-/// shuts down the write side) right after. A client may take the bytes a few at a
-/// time: before each partial send the write timeout is set to the time left, so the
-/// whole reply, not each piece, is bounded by the deadline. On Linux the bytes are
-/// held back (`MSG_MORE`) until then, so they leave with the FIN in one segment: one
-/// packet and one acknowledgement fewer per connection (18 % less server CPU per
-/// connection in the A/B of docs/performance.md). Elsewhere, plain writes.
+/// One send of the reply, as much as the socket takes within its write timeout, for
+/// a caller that closes (or shuts down the write side) right after (`conn::send` loops
+/// over the parts). On Linux the bytes are held back (`MSG_MORE`) until then, so they
+/// leave with the FIN in one segment: one packet and one acknowledgement fewer per
+/// connection (18 % less server CPU per connection in the A/B of
+/// docs/performance.md). Elsewhere, a plain write.
 ///
 /// # Errors
 ///
-/// What the OS says; `TimedOut` (or `WouldBlock`, the kernel's word for a send that
-/// timed out) when the deadline passed.
-pub(crate) fn write_before_close(
-    stream: &std::net::TcpStream,
-    bytes: &[u8],
-    deadline: std::time::Instant,
-) -> io::Result<()> {
-    let mut sent = 0;
-    while sent < bytes.len() {
-        let left = deadline
-            .checked_duration_since(std::time::Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
-        stream.set_write_timeout(Some(left))?;
-        match send_some(stream, &bytes[sent..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// One send, as much as the socket takes (Linux: held back for the FIN, `MSG_MORE`).
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
 #[cfg(target_os = "linux")]
-fn send_some(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
     use nix::sys::socket::{send, MsgFlags};
     use std::os::fd::AsRawFd;
     // nix has no MSG_MORE; the flag is only a number to the kernel.
@@ -517,9 +492,13 @@ fn send_some(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
     Ok(send(stream.as_raw_fd(), bytes, flags)?)
 }
 
-/// One write, as much as the socket takes.
+/// One write, as much as the socket takes within its write timeout.
+///
+/// # Errors
+///
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
 #[cfg(not(target_os = "linux"))]
-fn send_some(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
     use std::io::Write;
     let mut s = stream;
     s.write(bytes)

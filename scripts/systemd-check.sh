@@ -9,7 +9,7 @@
 #      new connection starts it again;
 #   3. systemctl restart flashpolicyd: a new daemon on the same socket serves;
 #   4. an edit of /etc/flashpolicyd/policy.xml, then systemctl reload: the edit is
-#      served;
+#      served; an invalid edit: systemctl reload fails and the old policy is served;
 #   5. the standalone unit (socket stopped): the daemon binds 843 itself, holding only
 #      CAP_NET_BIND_SERVICE, serves, and stops cleanly; then the socket again;
 #   6. dpkg -i of the same package with a higher version, over the running install:
@@ -168,17 +168,19 @@ in_c journalctl -q --no-pager -p warning --cursor-file=/root/cursor.warn >/dev/n
 in_c journalctl -q --no-pager --cursor-file=/root/cursor.all >/dev/null || :
 [ ! -s "$tmp/boot.err" ] || { say "errors logged at boot (not ours):"; sed 's/^/  /' "$tmp/boot.err"; }
 
-# clean STEP: nothing failed and nothing went wrong in the journal since the last step.
+# clean STEP [EXPECTED]: nothing failed and nothing went wrong in the journal since the
+# last step, except lines matching the extended regular expression EXPECTED.
 clean() {
+    expected=${2:-'^$'}
     in_c journalctl --sync >/dev/null 2>&1 || :
     failed=$(in_c systemctl --failed --no-legend --plain)
     [ -z "$failed" ] || fail "after $1: systemctl --failed: $failed"
-    in_c journalctl -q --no-pager -p err --cursor-file=/root/cursor.err >"$tmp/err" || :
+    in_c journalctl -q --no-pager -p err --cursor-file=/root/cursor.err | grep -v -E "$expected" >"$tmp/err" || :
     [ ! -s "$tmp/err" ] || fail "after $1: errors in the journal: $(cat "$tmp/err")"
-    in_c journalctl -q --no-pager -p warning --cursor-file=/root/cursor.warn >"$tmp/warn" || :
+    in_c journalctl -q --no-pager -p warning --cursor-file=/root/cursor.warn | grep -v -E "$expected" >"$tmp/warn" || :
     ! grep -i flashpolicyd "$tmp/warn" >&2 || fail "after $1: warnings about flashpolicyd in the journal (above)"
     # The daemon logs to stderr, which journald files at priority info.
-    in_c journalctl -q --no-pager --cursor-file=/root/cursor.all >"$tmp/all" || :
+    in_c journalctl -q --no-pager --cursor-file=/root/cursor.all | grep -v -E "$expected" >"$tmp/all" || :
     ! grep -E ' flashpolicyd\[[0-9]+\]: [^ ]+ (ERROR|WARN) ' "$tmp/all" >&2 ||
         fail "after $1: the daemon logged errors or warnings (above)"
     say "$1: ok (no failed unit, journal clean)"
@@ -275,6 +277,27 @@ wait_until 15 "the edited policy was not served after systemctl reload" serves_d
 say "systemctl reload: the edited policy is served by the same daemon (pid $pid)"
 clean "reload"
 
+# An invalid edit: systemctl reload fails, the daemon refuses the file and keeps
+# serving the old policy; a valid file after it is served.
+refused_count() {
+    in_c journalctl -q --no-pager -u flashpolicyd.service | grep -c 'policy reload refused' || :
+}
+refused_more() {
+    [ "$(refused_count)" -gt "$1" ]
+}
+refused=$(refused_count)
+in_c sed 's|reload\.example\.org|fixed.example.org|' /etc/flashpolicyd/policy.xml >"$tmp/fixed.xml"
+in_c sh -c 'echo "<cross-domain-policy>" >/etc/flashpolicyd/policy.xml'
+! in_c systemctl reload flashpolicyd.service 2>/dev/null || fail "systemctl reload accepted an invalid policy"
+wait_until 15 "the daemon did not log its refusal of the invalid policy" refused_more "$refused"
+serves_domain reload.example.org || fail "the daemon stopped serving the old policy after an invalid edit"
+put /etc/flashpolicyd/policy.xml <"$tmp/fixed.xml"
+in_c systemctl reload flashpolicyd.service || fail "systemctl reload of the fixed policy failed"
+wait_until 15 "the fixed policy was not served" serves_domain fixed.example.org
+[ "$(daemon_pid flashpolicyd.service)" = "$pid" ] || fail "the invalid edit restarted the daemon"
+say "an invalid edit: systemctl reload failed and the daemon kept the old policy; the fixed file is served"
+clean "invalid edit" 'Reload failed for flashpolicyd|flashpolicyd\.service: Control process exited|invalid policy /etc/flashpolicyd/policy\.xml|policy reload refused'
+
 # --- 5. the standalone unit ----------------------------------------------------------
 in_c systemctl stop flashpolicyd.socket flashpolicyd.service
 listening_843 && fail "843 still listens after stopping the socket"
@@ -322,7 +345,7 @@ new=$(daemon_pid flashpolicyd.service flashpolicyd)
 [ "$new" != "$pid" ] || fail "the upgrade left the old daemon (pid $pid) serving"
 exe=$(in_c readlink "/proc/$new/exe")
 [ "$exe" = /usr/sbin/flashpolicyd ] || fail "the daemon after the upgrade runs $exe"
-serves_domain reload.example.org || fail "the upgrade lost the edit of /etc/flashpolicyd/policy.xml"
+serves_domain fixed.example.org || fail "the upgrade lost the edit of /etc/flashpolicyd/policy.xml"
 say "dpkg -i $next over $version while serving: edit kept, pid $pid -> $new runs the new binary"
 clean "upgrade"
 

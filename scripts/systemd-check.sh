@@ -59,7 +59,7 @@ fail() {
 
 cleanup() {
     if [ "$started" = yes ]; then
-        docker rm -f "$container" >/dev/null 2>&1 || :
+        timeout 60 docker rm -f "$container" >/dev/null 2>&1 || :
     fi
     [ -z "$rootfs" ] || rm -rf "$rootfs"
     [ -z "$tmp" ] || rm -rf "$tmp"
@@ -90,16 +90,28 @@ wait_until() {
     done
 }
 
+# apt_install PACKAGE...: apt-get install; when that fails, apt-get update and again.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "$@" >"$tmp/apt.log" 2>&1 ||
+        {
+            apt-get update -q >>"$tmp/apt.log" 2>&1 || :
+            apt-get install -y -q --no-install-recommends "$@" >>"$tmp/apt.log" 2>&1
+        } ||
+        fail "apt-get install $* failed: $(tail -n 3 "$tmp/apt.log")"
+}
+
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, docker, dpkg)"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 deb=$PWD/target/dist/flashpolicyd_${version}_amd64.deb
 [ -f "$deb" ] || fail "$deb is missing: run \`make deb\` first"
 docker_ready || skip "$docker_why"
+tmp=$(mktemp -d)
+command -v ss >/dev/null 2>&1 || apt_install iproute2
 # The container shares this machine's network: its port 843 is ours.
 if ss -Hltn 'sport = :843' | grep -q .; then
     skip "port 843 is in use on this machine: $(ss -Hltnp 'sport = :843' | head -n 1)"
 fi
-tmp=$(mktemp -d)
 
 # --- the image -----------------------------------------------------------------------
 # debian_mirror: the Debian archive apt uses here (deb822 or one-line sources), so
@@ -112,12 +124,6 @@ debian_mirror() {
     done | tr ' ' '\n' | grep -m 1 '^https\{0,1\}://.*/debian/\{0,1\}$' || echo http://deb.debian.org/debian
 }
 
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "$@" >"$tmp/apt.log" 2>&1 ||
-        { apt-get update -q >>"$tmp/apt.log" 2>&1 || :; apt-get install -y -q --no-install-recommends "$@" >>"$tmp/apt.log" 2>&1; } ||
-        fail "apt-get install $* failed: $(tail -n 3 "$tmp/apt.log")"
-}
 
 build_image() {
     t0=$(date +%s)
@@ -145,7 +151,7 @@ fi
 
 # --- boot ----------------------------------------------------------------------------
 t0=$(date +%s)
-docker run -d --name "$container" --network host \
+timeout 120 docker run -d --name "$container" --network host \
     --cap-add ALL --cap-drop SYS_RESOURCE \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \

@@ -125,7 +125,7 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
     let bytes = Arc::clone(policy.bytes());
     match activation {
         Activation::Sockets { count } => {
-            let server = Server::from_listeners(inherit::listeners(count)?, config, bytes);
+            let server = Server::from_listeners(inherit::listeners(count)?, config, bytes)?;
             if config.port != config::DEFAULT_PORT || !config.binds.is_empty() {
                 info!("socket activation: --port and --bind are ignored");
             }

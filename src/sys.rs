@@ -1,5 +1,7 @@
 //! The operating-system seams: the few things std does not expose (IPv6-only listening
-//! sockets, `TCP_DEFER_ACCEPT`, waking a blocked `accept`, the reply sent with the FIN,
+//! sockets, `TCP_DEFER_ACCEPT`, waking the accept threads without touching a listening
+//! socket (an addition: each waits in `poll()` on its listener and a shared wake pipe
+//! before `accept()`), the reply sent with the FIN,
 //! `SCHED_BATCH`, descriptor limits, inherited sockets, SIGHUP under nohup, process
 //! liveness). Every `unsafe` block of the crate lives here (the one module with
 //! `#[allow(unsafe_code)]`). Non-Unix builds get portable fallbacks.
@@ -73,19 +75,98 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Makes a thread blocked in `accept()` on `listener` return. On Linux, shutting down
-/// a listening socket does that; elsewhere (and as a fallback) we connect to it.
-pub(crate) fn wake_accept(listener: &TcpListener) {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        if nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Read)
-            .is_ok()
-            && cfg!(target_os = "linux")
-        {
-            return;
+/// How accept threads learn that the server stops (Unix): one pipe shared by all of
+/// them. Each waits in `poll()` on its listener and the pipe's read end before it
+/// calls `accept()`; [`Wake::wake`] writes one byte that is never read, so every
+/// thread, now and later, sees the pipe readable and leaves. No listening socket is
+/// touched: a socket inherited from systemd keeps its queued connections for the next
+/// daemon (a `shutdown()` on it would destroy it for systemd too).
+#[cfg(unix)]
+pub(crate) struct Wake {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+/// What an accept thread should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcceptReady {
+    /// A connection (or an error) waits on the listener: call `accept()`.
+    Accept,
+    /// The server stops: accept nothing more.
+    Stop,
+}
+
+#[cfg(unix)]
+impl Wake {
+    /// A new, not yet woken, pipe (both ends non-blocking and close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// What the OS says (out of descriptors).
+    pub(crate) fn new() -> io::Result<Wake> {
+        use nix::fcntl::OFlag;
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        Ok(Wake { read, write })
+    }
+
+    /// Wakes every thread waiting in [`Wake::wait_accept`], for good.
+    pub(crate) fn wake(&self, _listeners: &[TcpListener]) {
+        // A full pipe (never: one byte per stop) already wakes everyone.
+        let _ = nix::unistd::write(&self.write, b"x");
+    }
+
+    /// Blocks until `listener` has a connection to accept or [`Wake::wake`] was
+    /// called; a stop wins over a waiting connection, which stays queued.
+    pub(crate) fn wait_accept(&self, listener: &TcpListener) -> AcceptReady {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = [
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.read.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                        return AcceptReady::Stop;
+                    }
+                    if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                        return AcceptReady::Accept;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                // Let accept() report the fault (and the caller back off).
+                Err(_) => return AcceptReady::Accept,
+            }
         }
     }
+}
+
+/// Elsewhere: accept blocks, and a stop connects to each listener to wake it.
+#[cfg(not(unix))]
+pub(crate) struct Wake;
+
+#[cfg(not(unix))]
+impl Wake {
+    pub(crate) fn new() -> io::Result<Wake> {
+        Ok(Wake)
+    }
+
+    /// Connects to each listener, so that its blocked `accept()` returns.
+    pub(crate) fn wake(&self, listeners: &[TcpListener]) {
+        for l in listeners {
+            wake_accept(l);
+        }
+    }
+
+    pub(crate) fn wait_accept(&self, _listener: &TcpListener) -> AcceptReady {
+        AcceptReady::Accept
+    }
+}
+
+/// Makes a thread blocked in `accept()` on `listener` return, by connecting to it.
+#[cfg(not(unix))]
+fn wake_accept(listener: &TcpListener) {
     if let Ok(mut addr) = listener.local_addr() {
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {

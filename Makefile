@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
 
-.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows test-systemd
 
 build:
 	$(CARGO) build
@@ -35,6 +35,10 @@ dist:
 # target/dist/flashpolicyd_VERSION_amd64.deb from the static binaries (dpkg-deb).
 deb:
 	CARGO="$(CARGO)" sh scripts/deb.sh
+
+# The deb under Debian 12's systemd booted as PID 1 in a container (root, Docker; builds the image once, about a minute).
+test-systemd: deb
+	sh scripts/systemd-check.sh
 
 # target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
 rpm:

@@ -4,6 +4,8 @@ PORT ?= 8843
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
+# make static/dist/deb/rpm ARCH=aarch64: one architecture (x86_64, i686, aarch64); all by default.
+ARCH ?= all
 
 .PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows
 
@@ -24,9 +26,9 @@ lint:
 release:
 	$(CARGO) build --release
 
-# Fully static x86_64 binaries (musl) for old hosts: target/x86_64-unknown-linux-musl/release/.
+# Fully static binaries (musl) for x86_64, i686 and aarch64 (ARCH=one of them): target/<arch>-unknown-linux-musl/release/.
 static:
-	CARGO="$(CARGO)" sh scripts/static.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/static.sh
 
 # target/dist/flashpolicyd-VERSION-x86_64-linux-musl.tar.gz (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
 dist:

@@ -30,17 +30,17 @@ release:
 static:
 	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/static.sh
 
-# target/dist/flashpolicyd-VERSION-x86_64-linux-musl.tar.gz (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
+# target/dist/flashpolicyd-VERSION-<arch>-linux-musl.tar.gz per ARCH (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
 dist:
-	CARGO="$(CARGO)" sh scripts/dist.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/dist.sh
 
-# target/dist/flashpolicyd_VERSION_amd64.deb from the static binaries (dpkg-deb).
+# target/dist/flashpolicyd_VERSION_{amd64,i386,arm64}.deb from the static binaries (dpkg-deb).
 deb:
-	CARGO="$(CARGO)" sh scripts/deb.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/deb.sh
 
-# target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
+# target/dist/flashpolicyd-VERSION-1.{x86_64,i686,aarch64}.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
 rpm:
-	CARGO="$(CARGO)" sh scripts/rpm.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/rpm.sh
 
 # Container images FROM scratch (static daemon, checker, licences, example policy), amd64
 # and arm64: flashpolicyd:VERSION-ARCH and :latest; IMAGE_ARCH=arm64 builds one (Docker).

@@ -7,7 +7,7 @@ FUZZ_SECS ?= 60
 # make static/dist/deb/rpm ARCH=aarch64: one architecture (x86_64, i686, aarch64); all by default.
 ARCH ?= all
 
-.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows check-unixes
 
 build:
 	$(CARGO) build
@@ -66,6 +66,10 @@ bench:
 # One million mixed connections; threads, descriptors and RSS must match before/after (SOAK_CONNS=1000000).
 soak:
 	CARGO="$(CARGO)" bash scripts/soak.sh
+
+# cargo check + clippy -D warnings of every target for FreeBSD, NetBSD and macOS (x86_64, aarch64); installs clang for macOS if missing.
+check-unixes:
+	CARGO="$(CARGO)" sh scripts/check-unixes.sh
 
 # Cross-build the .exe files for x86_64-pc-windows-gnu (installs mingw-w64 and the target if missing).
 windows:

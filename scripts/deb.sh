@@ -1,11 +1,13 @@
 #!/bin/sh
 # `make deb`: target/dist/flashpolicyd_VERSION_DEBARCH.deb for amd64, i386 and arm64
-# (ARCH=x86_64, i686 or aarch64 picks one), built with dpkg-deb from the static binaries (so it installs on old Debian and Ubuntu releases too):
+# (ARCH=x86_64, i686 or aarch64 picks one), built with dpkg-deb from the static
+# binaries (so it installs on old Debian and Ubuntu releases too):
 #   /usr/sbin/flashpolicyd, /usr/sbin/flashpolicyd-cron, /usr/bin/flashpolicy-check,
 #   man pages, docs and examples (all laid out by scripts/install.sh, PREFIX=/usr),
 #   /lib/systemd/system/flashpolicyd.{service,socket}, /etc/init.d/flashpolicyd,
 #   /etc/default/flashpolicyd, /etc/flashpolicyd/policy.xml, /etc/logrotate.d/flashpolicyd
-#   (the files under /etc are conffiles), and the maintainer scripts in scripts/deb/.
+#   (the files under /etc are conffiles), the maintainer scripts in scripts/deb/, and
+#   for i386 and arm64 (whose static binaries are not static-pie) a lintian override.
 # The units, init script and logrotate file are the ones in scripts/, with the paths
 # of this layout and the package's system user (flashpolicyd) in place of nobody or a
 # dynamic user. DEB_MAINTAINER overrides the Maintainer field.
@@ -63,6 +65,11 @@ deb_build() {
         echo " -- $maintainer  $(LC_ALL=C date -u -R -d "@$mtime")"
     } | gzip -9n >"$doc/changelog.gz"
     chmod 0644 "$doc/changelog.gz"
+
+    # Static on purpose: lintian is told so (scripts/deb/lintian-overrides).
+    if [ "$debarch" != amd64 ]; then
+        install -D -m 0644 scripts/deb/lintian-overrides "$root/usr/share/lintian/overrides/flashpolicyd"
+    fi
 
     # The system files, from scripts/ with this package's paths and user.
     package_system_files "$root" /lib/systemd/system /etc/init.d /etc/default/flashpolicyd

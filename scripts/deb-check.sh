@@ -75,11 +75,7 @@ deb_contents() {
     dpkg-deb -I "$deb" postrm | grep -q 'rm -rf /etc/flashpolicyd' || smoke_fail "postrm does not remove /etc/flashpolicyd"
     rm -rf "$tmp/x"
     dpkg-deb -x "$deb" "$tmp/x"
-    case $arch in
-        x86_64) machine="x86-64" ;;
-        i686) machine="Intel 80386" ;;
-        aarch64) machine="ARM aarch64" ;;
-    esac
+    machine=$(arch_machine "$arch")
     for bin in usr/sbin/flashpolicyd usr/bin/flashpolicy-check; do
         case $(file -L "$tmp/x/$bin") in
             *"$machine"*) ;;

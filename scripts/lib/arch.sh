@@ -48,3 +48,12 @@ arch_qemu() {
         *) echo "qemu-$1" ;;
     esac
 }
+
+# arch_machine ARCH: how file(1) names its machine (x86-64, Intel 80386, ARM aarch64).
+arch_machine() {
+    case $1 in
+        x86_64) echo x86-64 ;;
+        i686) echo "Intel 80386" ;;
+        aarch64) echo "ARM aarch64" ;;
+    esac
+}

@@ -55,7 +55,10 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let flags = SockFlag::empty();
     let fd = s::socket(family, SockType::Stream, flags, s::SockProtocol::Tcp)?;
     #[cfg(target_vendor = "apple")]
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
     s::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if addr.is_ipv6() {
         s::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;

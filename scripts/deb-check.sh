@@ -36,7 +36,15 @@ installed_here=no
 cleanup() {
     if [ "$installed_here" = yes ]; then
         /etc/init.d/flashpolicyd stop >/dev/null 2>&1 || :
-        dpkg --purge flashpolicyd >/dev/null 2>&1 || :
+        # Up to 2 minutes for a dpkg lock another installation (apt-get) holds.
+        i=0
+        until dpkg --purge flashpolicyd >"$tmp/purge.log" 2>&1; do
+            if ! grep -q 'lock' "$tmp/purge.log" || [ "$i" -ge 120 ]; then
+                break
+            fi
+            sleep 1
+            i=$((i + 1))
+        done
     fi
     rm -rf "$tmp"
 }

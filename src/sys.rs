@@ -50,12 +50,17 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let fd = s::socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        s::SockProtocol::Tcp,
-    )?;
+    // macOS has no SOCK_CLOEXEC: there the flag is set just after, as std does.
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = SockFlag::empty();
+    let fd = s::socket(family, SockType::Stream, flags, s::SockProtocol::Tcp)?;
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
     s::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if addr.is_ipv6() {
         s::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
@@ -396,12 +401,16 @@ pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) 
 pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    // `rlim_t` is u64 on Linux and macOS, i64 on FreeBSD (never negative: its
+    // RLIM_INFINITY is i64::MAX).
+    #[allow(clippy::useless_conversion)]
+    let (old, max) = (u64::try_from(soft).ok()?, u64::try_from(hard).ok()?);
     if soft >= hard {
-        return Some((soft, soft));
+        return Some((old, old));
     }
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => Some((soft, hard)),
-        Err(_) => Some((soft, soft)),
+        Ok(()) => Some((old, max)),
+        Err(_) => Some((old, old)),
     }
 }
 

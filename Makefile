@@ -4,8 +4,10 @@ PORT ?= 8843
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECS ?= 60
+# make static/dist/deb/rpm ARCH=aarch64: one architecture (x86_64, i686, aarch64); all by default.
+ARCH ?= all
 
-.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows
+.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows test-systemd check-unixes
 
 build:
 	$(CARGO) build
@@ -24,21 +26,25 @@ lint:
 release:
 	$(CARGO) build --release
 
-# Fully static x86_64 binaries (musl) for old hosts: target/x86_64-unknown-linux-musl/release/.
+# Fully static binaries (musl) for x86_64, i686 and aarch64 (ARCH=one of them): target/<arch>-unknown-linux-musl/release/.
 static:
-	CARGO="$(CARGO)" sh scripts/static.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/static.sh
 
-# target/dist/flashpolicyd-VERSION-x86_64-linux-musl.tar.gz (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
+# target/dist/flashpolicyd-VERSION-<arch>-linux-musl.tar.gz per ARCH (static binaries, docs, examples, install.sh, SHA256SUMS), and a Windows zip when that target builds.
 dist:
-	CARGO="$(CARGO)" sh scripts/dist.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/dist.sh
 
-# target/dist/flashpolicyd_VERSION_amd64.deb from the static binaries (dpkg-deb).
+# target/dist/flashpolicyd_VERSION_{amd64,i386,arm64}.deb from the static binaries (dpkg-deb).
 deb:
-	CARGO="$(CARGO)" sh scripts/deb.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/deb.sh
 
-# target/dist/flashpolicyd-VERSION-1.x86_64.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
+# The deb under Debian 12's systemd booted as PID 1 in a container (root, Docker; builds the image once, about a minute).
+test-systemd: deb
+	sh scripts/systemd-check.sh
+
+# target/dist/flashpolicyd-VERSION-1.{x86_64,i686,aarch64}.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
 rpm:
-	CARGO="$(CARGO)" sh scripts/rpm.sh
+	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/rpm.sh
 
 # Container images FROM scratch (static daemon, checker, licences, example policy), amd64
 # and arm64: flashpolicyd:VERSION-ARCH and :latest; IMAGE_ARCH=arm64 builds one (Docker).
@@ -64,6 +70,10 @@ bench:
 # One million mixed connections; threads, descriptors and RSS must match before/after (SOAK_CONNS=1000000).
 soak:
 	CARGO="$(CARGO)" bash scripts/soak.sh
+
+# cargo check + clippy -D warnings of every target for FreeBSD, NetBSD and macOS (x86_64, aarch64); installs clang for macOS if missing.
+check-unixes:
+	CARGO="$(CARGO)" sh scripts/check-unixes.sh
 
 # Cross-build the .exe files for x86_64-pc-windows-gnu (installs mingw-w64 and the target if missing).
 windows:

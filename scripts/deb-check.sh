@@ -1,10 +1,14 @@
 #!/bin/sh
-# Checks what `make deb` wrote (run by .ci/run after make deb):
-#  1. dpkg-deb -c / -I: the file list, the control fields, the conffiles and the
-#     maintainer scripts are what the package promises; its binaries are static.
+# Checks what `make deb` wrote (run by .ci/run after make deb), for each architecture
+# (amd64, i386, arm64; ARCH=x86_64, i686 or aarch64 picks one):
+#  1. dpkg-deb -c / -I: the file list, the control fields (Architecture the package's),
+#     the conffiles and the maintainer scripts are what the package promises; its
+#     binaries are static and built for that architecture (file(1)); its daemon passes
+#     --check-config on the packaged policy (arm64: under qemu-aarch64).
 #  2. lintian reports no error (installed with apt-get when missing and we are root;
 #     otherwise a SKIPPED line says why).
-#  3. As root, with the package not installed: dpkg -i; the user exists and nothing
+#  3. For the package of this machine's architecture (amd64 here), as root, with the
+#     package not installed: dpkg -i; the user exists and nothing
 #     was started (on a host without systemd); the init script starts the daemon with
 #     the options of /etc/default/flashpolicyd (edited, as an operator would, to a free
 #     loopback port instead of 843, which may be taken), it runs as flashpolicyd and
@@ -18,81 +22,119 @@ cd "$(dirname "$0")/.."
 smoke_name="deb-check"
 # shellcheck source=scripts/lib/smoke.sh
 . scripts/lib/smoke.sh
+# shellcheck source=scripts/lib/arch.sh
+. scripts/lib/arch.sh
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-deb=$PWD/target/dist/flashpolicyd_${version}_amd64.deb
-[ -f "$deb" ] || smoke_fail "$deb is missing: run \`make deb\` first"
+archs=$(arch_list)
+for arch in $archs; do
+    deb=$PWD/target/dist/flashpolicyd_${version}_$(arch_deb "$arch").deb
+    [ -f "$deb" ] || smoke_fail "$deb is missing: run \`make deb\` first"
+done
 tmp=$(mktemp -d)
 installed_here=no
 cleanup() {
     if [ "$installed_here" = yes ]; then
         /etc/init.d/flashpolicyd stop >/dev/null 2>&1 || :
-        dpkg --purge flashpolicyd >/dev/null 2>&1 || :
+        # Up to 2 minutes for a dpkg lock another installation (apt-get) holds.
+        i=0
+        until dpkg --purge flashpolicyd >"$tmp/purge.log" 2>&1; do
+            if ! grep -q 'lock' "$tmp/purge.log" || [ "$i" -ge 120 ]; then
+                break
+            fi
+            sleep 1
+            i=$((i + 1))
+        done
     fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# --- 1. contents ---------------------------------------------------------------------
-dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|' >"$tmp/files"
-for f in /usr/sbin/flashpolicyd /usr/bin/flashpolicy-check /usr/sbin/flashpolicyd-cron \
-    /usr/share/man/man8/flashpolicyd.8.gz /usr/share/man/man1/flashpolicy-check.1.gz \
-    /lib/systemd/system/flashpolicyd.service /lib/systemd/system/flashpolicyd.socket \
-    /etc/init.d/flashpolicyd /etc/default/flashpolicyd /etc/flashpolicyd/policy.xml \
-    /etc/logrotate.d/flashpolicyd /usr/share/doc/flashpolicyd/copyright \
-    /usr/share/doc/flashpolicyd/changelog.gz /usr/share/doc/flashpolicyd/examples/flashpolicy.xml; do
-    grep -qx "$f" "$tmp/files" || smoke_fail "dpkg-deb -c: no $f in the package"
-done
-outside=$(grep -v '/$' "$tmp/files" |
-    grep -v '^/\(usr/\(s\?bin\|share/\(man\|doc\)\)\|etc\|lib/systemd/system\)/' || :)
-[ -z "$outside" ] || smoke_fail "dpkg-deb -c: files outside the expected directories: $outside"
-field() { dpkg-deb -f "$deb" "$1"; }
-[ "$(field Package)" = flashpolicyd ] || smoke_fail "dpkg-deb -I: Package is $(field Package)"
-[ "$(field Version)" = "$version" ] || smoke_fail "dpkg-deb -I: Version is $(field Version), not $version"
-[ "$(field Architecture)" = amd64 ] || smoke_fail "dpkg-deb -I: Architecture is $(field Architecture)"
-dpkg-deb -I "$deb" conffiles >"$tmp/conffiles"
-printf '%s\n' /etc/default/flashpolicyd /etc/flashpolicyd/policy.xml \
-    /etc/init.d/flashpolicyd /etc/logrotate.d/flashpolicyd >"$tmp/conffiles.want"
-diff -u "$tmp/conffiles.want" "$tmp/conffiles" >&2 || smoke_fail "dpkg-deb -I: conffiles differ (above)"
-dpkg-deb -I "$deb" postinst | grep -q 'useradd --system' || smoke_fail "postinst creates no system user"
-dpkg-deb -I "$deb" postinst | grep -q '/run/systemd/system' || smoke_fail "postinst does not look for systemd"
-dpkg-deb -I "$deb" postrm | grep -q 'userdel flashpolicyd' || smoke_fail "postrm does not remove the user"
-dpkg-deb -I "$deb" postrm | grep -q 'rm -rf /etc/flashpolicyd' || smoke_fail "postrm does not remove /etc/flashpolicyd"
-dpkg-deb -x "$deb" "$tmp/x"
-for bin in usr/sbin/flashpolicyd usr/bin/flashpolicy-check; do
-    if readelf -l "$tmp/x/$bin" | grep -q INTERP || readelf -d "$tmp/x/$bin" | grep -q NEEDED; then
-        smoke_fail "/$bin in the package is not statically linked"
-    fi
-done
-# shellcheck disable=SC2016 # a literal $ in the unit
-grep -q '^ExecStart=/usr/sbin/flashpolicyd \$FLASHPOLICYD_ARGS$' "$tmp/x/lib/systemd/system/flashpolicyd.service" ||
-    smoke_fail "flashpolicyd.service does not run /usr/sbin/flashpolicyd with FLASHPOLICYD_ARGS"
-"$tmp/x/usr/sbin/flashpolicyd" --check-config -f "$tmp/x/etc/flashpolicyd/policy.xml" >/dev/null 2>&1 ||
-    smoke_fail "the packaged /etc/flashpolicyd/policy.xml does not pass --check-config"
-smoke_say "dpkg-deb -c/-I: $(wc -l <"$tmp/files") entries, 4 conffiles, maintainer scripts and static binaries as expected"
+# deb_contents ARCH: parts 1 and 2 for the package of ARCH.
+deb_contents() {
+    arch=$1
+    debarch=$(arch_deb "$arch")
+    smoke_name="deb-check[$debarch]"
+    deb=$PWD/target/dist/flashpolicyd_${version}_$debarch.deb
+    # --- 1. contents ---------------------------------------------------------------------
+    dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|' >"$tmp/files"
+    for f in /usr/sbin/flashpolicyd /usr/bin/flashpolicy-check /usr/sbin/flashpolicyd-cron \
+        /usr/share/man/man8/flashpolicyd.8.gz /usr/share/man/man1/flashpolicy-check.1.gz \
+        /lib/systemd/system/flashpolicyd.service /lib/systemd/system/flashpolicyd.socket \
+        /etc/init.d/flashpolicyd /etc/default/flashpolicyd /etc/flashpolicyd/policy.xml \
+        /etc/logrotate.d/flashpolicyd /usr/share/doc/flashpolicyd/copyright \
+        /usr/share/doc/flashpolicyd/changelog.gz /usr/share/doc/flashpolicyd/examples/flashpolicy.xml; do
+        grep -qx "$f" "$tmp/files" || smoke_fail "dpkg-deb -c: no $f in the package"
+    done
+    outside=$(grep -v '/$' "$tmp/files" |
+        grep -v '^/\(usr/\(s\?bin\|share/\(man\|doc\|lintian/overrides\)\)\|etc\|lib/systemd/system\)/' || :)
+    [ -z "$outside" ] || smoke_fail "dpkg-deb -c: files outside the expected directories: $outside"
+    field() { dpkg-deb -f "$deb" "$1"; }
+    [ "$(field Package)" = flashpolicyd ] || smoke_fail "dpkg-deb -I: Package is $(field Package)"
+    [ "$(field Version)" = "$version" ] || smoke_fail "dpkg-deb -I: Version is $(field Version), not $version"
+    [ "$(field Architecture)" = "$debarch" ] || smoke_fail "dpkg-deb -I: Architecture is $(field Architecture), not $debarch"
+    dpkg-deb -I "$deb" conffiles >"$tmp/conffiles"
+    printf '%s\n' /etc/default/flashpolicyd /etc/flashpolicyd/policy.xml \
+        /etc/init.d/flashpolicyd /etc/logrotate.d/flashpolicyd >"$tmp/conffiles.want"
+    diff -u "$tmp/conffiles.want" "$tmp/conffiles" >&2 || smoke_fail "dpkg-deb -I: conffiles differ (above)"
+    dpkg-deb -I "$deb" postinst | grep -q 'useradd --system' || smoke_fail "postinst creates no system user"
+    dpkg-deb -I "$deb" postinst | grep -q '/run/systemd/system' || smoke_fail "postinst does not look for systemd"
+    dpkg-deb -I "$deb" postrm | grep -q 'userdel flashpolicyd' || smoke_fail "postrm does not remove the user"
+    dpkg-deb -I "$deb" postrm | grep -q 'rm -rf /etc/flashpolicyd' || smoke_fail "postrm does not remove /etc/flashpolicyd"
+    rm -rf "$tmp/x"
+    dpkg-deb -x "$deb" "$tmp/x"
+    machine=$(arch_machine "$arch")
+    for bin in usr/sbin/flashpolicyd usr/bin/flashpolicy-check; do
+        case $(file -L "$tmp/x/$bin") in
+            *"$machine"*) ;;
+            *) smoke_fail "/$bin in the $debarch package is not a $machine binary: $(file -L "$tmp/x/$bin")" ;;
+        esac
+        if readelf -l "$tmp/x/$bin" | grep -q INTERP || readelf -d "$tmp/x/$bin" | grep -q NEEDED; then
+            smoke_fail "/$bin in the package is not statically linked"
+        fi
+    done
+    # shellcheck disable=SC2016 # a literal $ in the unit
+    grep -q '^ExecStart=/usr/sbin/flashpolicyd \$FLASHPOLICYD_ARGS$' "$tmp/x/lib/systemd/system/flashpolicyd.service" ||
+        smoke_fail "flashpolicyd.service does not run /usr/sbin/flashpolicyd with FLASHPOLICYD_ARGS"
+    qemu=$(arch_qemu "$arch")
+    # shellcheck disable=SC2086 # $qemu is empty or one word
+    $qemu "$tmp/x/usr/sbin/flashpolicyd" --check-config -f "$tmp/x/etc/flashpolicyd/policy.xml" >/dev/null 2>&1 ||
+        smoke_fail "the packaged /etc/flashpolicyd/policy.xml does not pass --check-config"
+    smoke_say "dpkg-deb -c/-I: Architecture $debarch, $(wc -l <"$tmp/files") entries, 4 conffiles, maintainer scripts and static $machine binaries as expected"
 
-# --- 2. lintian ----------------------------------------------------------------------
-if ! command -v lintian >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    smoke_say "installing lintian (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-cache show lintian >/dev/null 2>&1; then
-        apt-get update -qq || :
+    # --- 2. lintian ----------------------------------------------------------------------
+    if ! command -v lintian >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        smoke_say "installing lintian (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-cache show lintian >/dev/null 2>&1; then
+            apt-get update -qq || :
+        fi
+        apt-get install -y -qq --no-install-recommends lintian >/dev/null || :
     fi
-    apt-get install -y -qq --no-install-recommends lintian >/dev/null || :
-fi
-if command -v lintian >/dev/null 2>&1; then
-    # --allow-root: CI runs as root, which lintian refuses unless told.
-    lintian --allow-root --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1 || :
-    sed 's/^/  lintian: /' "$tmp/lintian"
-    if grep -q '^E: ' "$tmp/lintian"; then
-        smoke_fail "lintian reports errors (above)"
+    if command -v lintian >/dev/null 2>&1; then
+        # --allow-root: CI runs as root, which lintian refuses unless told.
+        lintian --allow-root --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1 || :
+        sed 's/^/  lintian: /' "$tmp/lintian"
+        if grep -q '^E: ' "$tmp/lintian"; then
+            smoke_fail "lintian reports errors (above)"
+        fi
+        smoke_say "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian" || :) warnings)"
+    else
+        smoke_say "SKIPPED lintian: not installed, and cannot install it (needs root and apt-get)"
     fi
-    smoke_say "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian" || :) warnings)"
-else
-    smoke_say "SKIPPED lintian: not installed, and cannot install it (needs root and apt-get)"
-fi
+}
+for arch in $archs; do
+    deb_contents "$arch"
+done
+smoke_name="deb-check"
 
 # --- 3. install, serve, purge ---------------------------------------------------------
+native=$(dpkg --print-architecture)
+deb=$PWD/target/dist/flashpolicyd_${version}_$native.deb
+if [ ! -f "$deb" ]; then
+    smoke_say "SKIPPED dpkg -i / serve / purge: no $native package (this machine's architecture) among ARCH=${ARCH:-all}"
+    exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
     smoke_say "SKIPPED dpkg -i / serve / purge: needs root"
     exit 0

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Checks what `make dist` wrote, the way a user takes it (run by .ci/run after make
-# dist): the tarball holds one top folder; inside it `sha256sum -c SHA256SUMS` passes;
+# dist), for each architecture's tarball (x86_64, i686, aarch64; ARCH picks one; the
+# aarch64 binaries run under qemu-aarch64): the tarball holds one top folder; inside it `sha256sum -c SHA256SUMS` passes;
 # its install.sh, run with an empty environment and no Rust toolchain on PATH, installs
 # into a scratch prefix; the installed daemon serves the installed example policy, the
 # installed checker fetches it, and SIGTERM stops the daemon with exit 0. When a Windows
@@ -11,45 +12,65 @@ cd "$(dirname "$0")/.."
 smoke_name=dist-check
 # shellcheck source=scripts/lib/smoke.sh
 . scripts/lib/smoke.sh
+# shellcheck source=scripts/lib/arch.sh
+. scripts/lib/arch.sh
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-name=flashpolicyd-$version-x86_64-linux-musl
-tarball=$PWD/target/dist/$name.tar.gz
-[ -f "$tarball" ] || smoke_fail "$tarball is missing: run \`make dist\` first"
-
 tmp=$(mktemp -d)
 trap 'smoke_cleanup; rm -rf "$tmp"' EXIT
 chmod 0755 "$tmp"
 
-tops=$(tar -tzf "$tarball" | cut -d/ -f1 | sort -u)
-[ "$tops" = "$name" ] || smoke_fail "the tarball's top level is \"$tops\", not one folder $name"
-tar -C "$tmp" -xzf "$tarball"
-top=$tmp/$name
-for f in install.sh README.md LICENSE SHA256SUMS bin/flashpolicyd bin/flashpolicy-check \
-    bin/flashpolicy-bench docs/flashpolicyd.8 docs/flashpolicy-check.1 \
-    scripts/flashpolicy.xml scripts/flashpolicyd-cron scripts/init.d/flashpolicyd \
-    scripts/systemd/flashpolicyd.service scripts/systemd/flashpolicyd.socket \
-    scripts/xinetd/flashpolicyd scripts/logrotate/flashpolicyd; do
-    [ -f "$top/$f" ] || smoke_fail "the tarball has no $name/$f"
-done
-(cd "$top" && sha256sum --quiet -c SHA256SUMS) || smoke_fail "sha256sum -c SHA256SUMS failed in $name/"
-smoke_say "$(basename "$tarball"): one top folder, $(wc -l <"$top/SHA256SUMS") files, sha256sum -c passes"
+# dist_check ARCH: the checks of ARCH's tarball.
+dist_check() {
+    arch=$1
+    smoke_name="dist-check[$arch]"
+    name=flashpolicyd-$version-$arch-linux-musl
+    tarball=$PWD/target/dist/$name.tar.gz
+    [ -f "$tarball" ] || smoke_fail "$tarball is missing: run \`make dist\` first"
+    rm -rf "${tmp:?}"/*
 
-prefix=$tmp/prefix
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PREFIX="$prefix" "$top/install.sh" >"$tmp/install.log" 2>&1 ||
-    { cat "$tmp/install.log" >&2; smoke_fail "PREFIX=$prefix ./install.sh failed"; }
-for f in sbin/flashpolicyd bin/flashpolicy-check sbin/flashpolicyd-cron \
-    share/man/man8/flashpolicyd.8 share/doc/flashpolicyd/examples/flashpolicy.xml; do
-    [ -f "$prefix/$f" ] || smoke_fail "install.sh did not install $f"
-done
-smoke_say "install.sh (empty environment, no cargo on PATH) installed into $prefix"
+    tops=$(tar -tzf "$tarball" | cut -d/ -f1 | sort -u)
+    [ "$tops" = "$name" ] || smoke_fail "the tarball's top level is \"$tops\", not one folder $name"
+    tar -C "$tmp" -xzf "$tarball"
+    top=$tmp/$name
+    for f in install.sh README.md LICENSE SHA256SUMS bin/flashpolicyd bin/flashpolicy-check \
+        bin/flashpolicy-bench docs/flashpolicyd.8 docs/flashpolicy-check.1 \
+        scripts/flashpolicy.xml scripts/flashpolicyd-cron scripts/init.d/flashpolicyd \
+        scripts/systemd/flashpolicyd.service scripts/systemd/flashpolicyd.socket \
+        scripts/xinetd/flashpolicyd scripts/logrotate/flashpolicyd; do
+        [ -f "$top/$f" ] || smoke_fail "the tarball has no $name/$f"
+    done
+    case $(file -L "$top/bin/flashpolicyd") in
+        *"$(arch_machine "$arch")"*) ;;
+        *) smoke_fail "bin/flashpolicyd is not a $(arch_machine "$arch") binary: $(file -L "$top/bin/flashpolicyd")" ;;
+    esac
+    (cd "$top" && sha256sum --quiet -c SHA256SUMS) || smoke_fail "sha256sum -c SHA256SUMS failed in $name/"
+    smoke_say "$(basename "$tarball"): one top folder, $(wc -l <"$top/SHA256SUMS") files, sha256sum -c passes"
 
-env -i "$prefix/sbin/flashpolicyd" -p 0 -b 127.0.0.1 \
-    -f "$prefix/share/doc/flashpolicyd/examples/flashpolicy.xml" \
-    </dev/null >/dev/null 2>"$tmp/daemon.log" &
-smoke_started "$tmp/daemon.log" $!
-smoke_fetch env -i "$prefix/bin/flashpolicy-check"
-smoke_stop
+    prefix=$tmp/prefix
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PREFIX="$prefix" "$top/install.sh" >"$tmp/install.log" 2>&1 ||
+        { cat "$tmp/install.log" >&2; smoke_fail "PREFIX=$prefix ./install.sh failed"; }
+    for f in sbin/flashpolicyd bin/flashpolicy-check sbin/flashpolicyd-cron \
+        share/man/man8/flashpolicyd.8 share/doc/flashpolicyd/examples/flashpolicy.xml; do
+        [ -f "$prefix/$f" ] || smoke_fail "install.sh did not install $f"
+    done
+    smoke_say "install.sh (empty environment, no cargo on PATH) installed into $prefix"
+
+    qemu=$(arch_qemu "$arch")
+    [ -z "$qemu" ] || qemu=$(command -v "$qemu") || smoke_fail "no $(arch_qemu "$arch") to run the $arch binaries (apt-get install qemu-user)"
+    # shellcheck disable=SC2086 # $qemu is empty or one path
+    env -i $qemu "$prefix/sbin/flashpolicyd" -p 0 -b 127.0.0.1 \
+        -f "$prefix/share/doc/flashpolicyd/examples/flashpolicy.xml" \
+        </dev/null >/dev/null 2>"$tmp/daemon.log" &
+    smoke_started "$tmp/daemon.log" $!
+    # shellcheck disable=SC2086
+    smoke_fetch env -i $qemu "$prefix/bin/flashpolicy-check"
+    smoke_stop
+}
+for arch in $(arch_list); do
+    dist_check "$arch"
+done
+smoke_name=dist-check
 
 zipfile=target/dist/flashpolicyd-$version-x86_64-windows.zip
 if [ -f "$zipfile" ]; then

@@ -23,18 +23,9 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 max_bytes=2000000
 
 # static_bin RUST_ARCH: builds the fully static binaries for RUST_ARCH (x86_64,
-# aarch64) and prints the directory holding them.
+# aarch64) with `make static`'s script and prints the directory holding them.
 static_bin() {
-    case $1 in
-        x86_64) CARGO="$cargo" sh scripts/static.sh >&2 ;;
-        *)
-            # Until scripts/static.sh builds more than x86_64: the same build, linked by
-            # Rust's own rust-lld (no cross compiler needed for static musl).
-            rustup target add "$1-unknown-linux-musl" >&2 2>/dev/null || :
-            linker_var=CARGO_TARGET_$(echo "$1" | tr 'a-z' 'A-Z')_UNKNOWN_LINUX_MUSL_LINKER
-            env "$linker_var=rust-lld" "$cargo" build --release --target "$1-unknown-linux-musl" --bins >&2
-            ;;
-    esac
+    CARGO="$cargo" ARCH="$1" sh scripts/static.sh >&2
     echo "target/$1-unknown-linux-musl/release"
 }
 

@@ -220,7 +220,12 @@ mod unix {
     /// What the OS says.
     pub(crate) fn current() -> nix::Result<Identity> {
         let (uids, gids) = saved_ids()?;
+        #[cfg(not(target_vendor = "apple"))]
         let groups = unistd::getgroups()?;
+        // nix has no getgroups on Apple systems (whose answer may leave groups out):
+        // the effective gid stands in.
+        #[cfg(target_vendor = "apple")]
+        let groups = vec![unistd::getegid()];
         Ok(Identity {
             uids,
             gids,

@@ -16,11 +16,10 @@ package_unit_body() {
     package_paths "$1" | sed -n '/^\[Unit\]/,$p'
 }
 
-# package_install_tree ROOT: the static binaries, man pages (compressed), docs and
-# examples under ROOT/usr, laid out as `make install` does.
+# package_install_tree ROOT DIR: the static binaries in DIR (target/TRIPLE/release),
+# man pages (compressed), docs and examples under ROOT/usr, laid out as `make install` does.
 package_install_tree() {
-    PREFIX=/usr DESTDIR=$1 BUILD_DIR=target/x86_64-unknown-linux-musl/release \
-        sh scripts/install.sh >/dev/null
+    PREFIX=/usr DESTDIR=$1 BUILD_DIR=$2 sh scripts/install.sh >/dev/null
     gzip -9n "$1/usr/share/man/man8/flashpolicyd.8" "$1/usr/share/man/man1/flashpolicy-check.1"
 }
 
@@ -42,6 +41,7 @@ package_system_files() {
         # shellcheck disable=SC2016 # $FLASHPOLICYD_ARGS is for systemd to expand
         package_unit_body scripts/systemd/flashpolicyd.service |
             sed -e "s|^ExecStart=/usr/sbin/flashpolicyd .*|EnvironmentFile=-$envfile\\nExecStart=/usr/sbin/flashpolicyd \$FLASHPOLICYD_ARGS|" \
+                -e "s|^ExecReload=/usr/sbin/flashpolicyd --check-config .*|ExecReload=/usr/sbin/flashpolicyd --check-config \$FLASHPOLICYD_ARGS|" \
                 -e 's|^DynamicUser=yes|User=flashpolicyd\nGroup=flashpolicyd|' \
                 -e '/^# systemd older than 232/,/^# nobody) instead\./d'
     } >"$r$units/flashpolicyd.service"

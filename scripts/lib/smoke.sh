@@ -49,6 +49,36 @@ smoke_fetch() {
     esac
 }
 
+# smoke_reload POLICY CHECKER...: edits the policy file POLICY (the example policy,
+# whose *.example.com entry allows ports 843 and 8080) so that it allows port 9090 too,
+# the way an operator does (a new file moved over the old one), and checks that the
+# daemon (started with a short --reload-interval) serves the new policy: before, the
+# checker says a SWF from game.example.com may not connect to 9090; after the daemon
+# logs `policy reloaded` (10 s deadline), it says it may. flashpolicyd reloads by
+# watching its file: SIGHUP is a stop signal there, not a reload.
+smoke_reload() {
+    policy=$1
+    shift
+    if "$@" -H 127.0.0.1 -p "$smoke_port" -d game.example.com -P 9090 >/dev/null 2>&1; then
+        smoke_fail "port 9090 was allowed before the policy was edited: the reload check proves nothing"
+    fi
+    grep -q 'to-ports="843,8080"' "$policy" || smoke_fail "$policy has no to-ports=\"843,8080\" to edit"
+    before=$(grep -c 'INFO policy reloaded' "$smoke_log" || :)
+    sed 's/to-ports="843,8080"/to-ports="843,8080,9090"/' "$policy" >"$policy.new"
+    mv "$policy.new" "$policy"
+    i=0
+    while [ "$(grep -c 'INFO policy reloaded' "$smoke_log" || :)" = "$before" ]; do
+        kill -0 "$smoke_pid" 2>/dev/null || smoke_fail "the daemon exited while reloading"
+        [ "$i" -lt 100 ] || smoke_fail "no \`policy reloaded\` line within 10 s of editing $policy"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if ! out=$("$@" -H 127.0.0.1 -p "$smoke_port" -d game.example.com -P 9090 2>&1); then
+        smoke_fail "after the reload, port 9090 is still refused: $out"
+    fi
+    smoke_say "edited policy reloaded and served: $(echo "$out" | head -n 1)"
+}
+
 # smoke_stop: SIGTERM, then up to 10 s for exit status 0 and the `stopped:` line.
 smoke_stop() {
     [ -n "${smoke_pid:-}" ] || return 0

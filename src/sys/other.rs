@@ -9,8 +9,31 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Makes a thread blocked in `accept()` on `listener` return, by connecting to it.
-pub(crate) use super::wake_by_connecting as wake_accept;
+/// Here accept blocks, and a stop connects to each listener to wake it.
+pub(crate) struct Wake;
+
+impl Wake {
+    /// A stop connects to each listener: what `accept()` returns after it is the
+    /// wake-up.
+    pub(crate) const CONNECTS: bool = true;
+
+    /// Nothing to make.
+    pub(crate) fn new() -> io::Result<Wake> {
+        Ok(Wake)
+    }
+
+    /// Connects to each listener, so that its blocked `accept()` returns.
+    pub(crate) fn wake(&self, listeners: &[TcpListener]) {
+        for l in listeners {
+            wake_by_connecting(l);
+        }
+    }
+
+    /// Goes straight to `accept()`.
+    pub(crate) fn wait_accept(&self, _listener: &TcpListener) -> super::AcceptReady {
+        super::AcceptReady::Accept
+    }
+}
 
 /// On non-Unix systems there is no SIGHUP.
 pub(crate) fn sighup_ignored() -> bool {
@@ -68,11 +91,11 @@ pub(crate) fn batch_scheduling() -> io::Result<super::Scheduling> {
     Ok(super::Scheduling::Kept)
 }
 
-/// Writes all of `bytes` to `stream`, blocking within its write timeout.
-pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
+/// One write, as much as the socket takes within its write timeout.
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
     use std::io::Write;
     let mut s = stream;
-    s.write_all(bytes)
+    s.write(bytes)
 }
 
 /// True for the `accept` errors that mean "out of memory": back off and retry.
@@ -83,4 +106,18 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
 /// True for the errors that mean "this host has no IPv6" when binding `::`.
 pub(crate) fn is_no_ipv6(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::AddrNotAvailable
+}
+
+/// Makes a blocked `accept()` on `listener` return by connecting to it (on loopback
+/// when it listens on every address).
+fn wake_by_connecting(listener: &TcpListener) {
+    if let Ok(mut addr) = listener.local_addr() {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
+    }
 }

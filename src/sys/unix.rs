@@ -33,12 +33,17 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let fd = s::socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        s::SockProtocol::Tcp,
-    )?;
+    // macOS has no SOCK_CLOEXEC: there the flag is set just after, as std does.
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = SockFlag::empty();
+    let fd = s::socket(family, SockType::Stream, flags, s::SockProtocol::Tcp)?;
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
     s::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if addr.is_ipv6() {
         s::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
@@ -48,16 +53,71 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-/// Makes a thread blocked in `accept()` on `listener` return. On Linux, shutting down
-/// a listening socket does that; on other Unix systems (and as a fallback) we connect to it.
-pub(crate) fn wake_accept(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    if nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Read).is_ok()
-        && cfg!(target_os = "linux")
-    {
-        return;
+/// How accept threads learn that the server stops (Unix): one pipe shared by all of
+/// them. Each waits in `poll()` on its listener and the pipe's read end before it
+/// calls `accept()`; [`Wake::wake`] writes one byte that is never read, so every
+/// thread, now and later, sees the pipe readable and leaves. No listening socket is
+/// touched: a socket inherited from systemd keeps its queued connections for the next
+/// daemon (a `shutdown()` on it would destroy it for systemd too).
+pub(crate) struct Wake {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+impl Wake {
+    /// A stop does not connect to the listeners: whatever `accept()` returns is a client.
+    pub(crate) const CONNECTS: bool = false;
+
+    /// A new, not yet woken, pipe (both ends non-blocking and close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// What the OS says (out of descriptors).
+    pub(crate) fn new() -> io::Result<Wake> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+        // macOS has no pipe2: the flags are set just after.
+        #[cfg(not(target_vendor = "apple"))]
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        #[cfg(target_vendor = "apple")]
+        let (read, write) = nix::unistd::pipe()?;
+        for end in [&read, &write] {
+            fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+            fcntl(end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        }
+        Ok(Wake { read, write })
     }
-    super::wake_by_connecting(listener);
+
+    /// Wakes every thread waiting in [`Wake::wait_accept`], for good.
+    pub(crate) fn wake(&self, _listeners: &[TcpListener]) {
+        // A full pipe (never: one byte per stop) already wakes everyone.
+        let _ = nix::unistd::write(&self.write, b"x");
+    }
+
+    /// Blocks until `listener` has a connection to accept or [`Wake::wake`] was
+    /// called; a stop wins over a waiting connection, which stays queued.
+    pub(crate) fn wait_accept(&self, listener: &TcpListener) -> super::AcceptReady {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = [
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.read.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                        return super::AcceptReady::Stop;
+                    }
+                    if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                        return super::AcceptReady::Accept;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                // Let accept() report the fault (and the caller back off).
+                Err(_) => return super::AcceptReady::Accept,
+            }
+        }
+    }
 }
 
 /// True when SIGHUP was already ignored when we started (as under `nohup`). Must be
@@ -171,12 +231,16 @@ pub(crate) fn defer_accept(_listener: &TcpListener, _wait: std::time::Duration) 
 pub(crate) fn raise_open_files_limit() -> Option<(u64, u64)> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    // `rlim_t` is u64 on Linux and macOS, i64 on FreeBSD (never negative: its
+    // RLIM_INFINITY is i64::MAX).
+    #[allow(clippy::useless_conversion)]
+    let (old, max) = (u64::try_from(soft).ok()?, u64::try_from(hard).ok()?);
     if soft >= hard {
-        return Some((soft, soft));
+        return Some((old, old));
     }
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => Some((soft, hard)),
-        Err(_) => Some((soft, soft)),
+        Ok(()) => Some((old, max)),
+        Err(_) => Some((old, old)),
     }
 }
 
@@ -231,38 +295,35 @@ pub(crate) fn batch_scheduling() -> io::Result<super::Scheduling> {
     }
 }
 
-/// Writes all of `bytes` to `stream`, blocking within its write timeout, for a caller
-/// that closes (or shuts down the write side) right after. On Linux the bytes are held
-/// back (`MSG_MORE`) until then, so they leave with the FIN in one segment: one packet
-/// and one acknowledgement fewer per connection (18 % less server CPU per connection
-/// in the A/B of docs/performance.md). Elsewhere, a plain write.
+/// One send of the reply, as much as the socket takes within its write timeout, for
+/// a caller that closes (or shuts down the write side) right after (`conn::send` loops
+/// over the parts). On Linux the bytes are held back (`MSG_MORE`) until then, so they
+/// leave with the FIN in one segment: one packet and one acknowledgement fewer per
+/// connection (18 % less server CPU per connection in the A/B of
+/// docs/performance.md). Elsewhere, a plain write.
 ///
 /// # Errors
 ///
 /// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
-pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::sys::socket::{send, MsgFlags};
-        use std::os::fd::AsRawFd;
-        // nix has no MSG_MORE; the flag is only a number to the kernel.
-        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
-        let mut sent = 0;
-        while sent < bytes.len() {
-            match send(stream.as_raw_fd(), &bytes[sent..], flags) {
-                Ok(n) => sent += n,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        use std::io::Write;
-        let mut s = stream;
-        s.write_all(bytes)
-    }
+#[cfg(target_os = "linux")]
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    use std::os::fd::AsRawFd;
+    // nix has no MSG_MORE; the flag is only a number to the kernel.
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+    Ok(send(stream.as_raw_fd(), bytes, flags)?)
+}
+
+/// One write, as much as the socket takes within its write timeout.
+///
+/// # Errors
+///
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    let mut s = stream;
+    s.write(bytes)
 }
 
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and

@@ -5,7 +5,6 @@ use crate::shared::*;
 use std::fs;
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,13 +33,6 @@ pub fn read_exact_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
     v
 }
 
-/// Asserts `r` is a served policy (see [`assert_one_trailing_nul`]) followed by a clean
-/// close.
-pub fn assert_served_then_eof(r: &Reply) {
-    assert_eq!(r.end, End::Eof, "{r:?}");
-    assert_one_trailing_nul(&r.bytes);
-}
-
 /// Half-closes our side after writing (some tests use it to signal "nothing more").
 pub fn shutdown_write(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
@@ -63,43 +55,6 @@ pub fn sighup_ignored_here() -> bool {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .map(|mask| mask & 1 != 0) // SIGHUP is signal 1, bit 0
         .unwrap_or(false)
-}
-
-/// A fresh directory, removed with its contents on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// A fresh empty directory whose name ends with `name`.
-    pub fn new(name: &str) -> TempDir {
-        let t = TempPath::new(name);
-        fs::create_dir(t.path()).expect("create temp dir");
-        TempDir(t.path().to_path_buf())
-    }
-
-    /// The path of `name` inside it, as a string.
-    pub fn join(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("UTF-8 temp path")
-            .to_string()
-    }
-
-    /// The names in the directory, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
-            .expect("read temp dir")
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The counter `name` of a `stopped:` line (panics with the line when it is missing).
@@ -129,4 +84,26 @@ pub fn policy_of_size(size: usize) -> Vec<u8> {
     let doc = format!("{head}{pad}{tail}");
     assert_eq!(doc.len(), size);
     doc.into_bytes()
+}
+
+/// What the daemon tests also ask of a [`TempDir`].
+impl TempDir {
+    /// The path of `name` inside it, as a string.
+    pub fn join(&self, name: &str) -> String {
+        self.0
+            .join(name)
+            .to_str()
+            .expect("UTF-8 temp path")
+            .to_string()
+    }
+
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .expect("read temp dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
 }

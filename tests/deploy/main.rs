@@ -1,5 +1,5 @@
 //! Running the daemon the ways it is deployed: systemd socket activation, inetd, log
-//! files, pid files, dropping privileges, policy reload, and the init and cron
+//! files, non-UTF-8 paths, pid files, dropping privileges, policy reload, and the init and cron
 //! scripts of scripts/. Unix only. One test binary (`cargo test --test deploy`).
 #![cfg(unix)]
 
@@ -20,6 +20,7 @@ mod support {
 mod activation;
 mod inetd;
 mod logs;
+mod paths;
 mod pidfile;
 mod privilege;
 mod reload;

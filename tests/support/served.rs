@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -443,4 +443,29 @@ pub fn replace_file(path: &Path, contents: &[u8]) {
     let tmp = path.with_extension("swap-tmp");
     fs::write(&tmp, contents).expect("write temporary file");
     fs::rename(&tmp, path).expect("rename over the file");
+}
+
+/// Asserts `r` is a served policy (see [`assert_one_trailing_nul`]) followed by a clean
+/// close.
+pub fn assert_served_then_eof(r: &Reply) {
+    assert_eq!(r.end, End::Eof, "{r:?}");
+    assert_one_trailing_nul(&r.bytes);
+}
+
+/// A fresh directory, removed with its contents on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh empty directory whose name ends with `name`.
+    pub fn new(name: &str) -> TempDir {
+        let t = TempPath::new(name);
+        fs::create_dir(t.path()).expect("create temp dir");
+        TempDir(t.path().to_path_buf())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }

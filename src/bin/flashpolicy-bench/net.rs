@@ -117,10 +117,14 @@ pub fn is_addr_not_available(e: &io::Error) -> bool {
 pub fn raise_nofile() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return Some(hard);
-    }
-    Some(soft)
+    let now = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    // `rlim_t` is u64 on Linux and macOS, i64 on FreeBSD (never negative).
+    #[allow(clippy::useless_conversion)]
+    u64::try_from(now).ok()
 }
 
 /// No open-files limit to raise on this system.

@@ -1,6 +1,6 @@
 //! Bind, the accept loop (one named thread per listener), dispatch of each accepted
 //! connection to a fixed `threadpool` with `pool.execute`, and shutdown: a flag, a
-//! wake-up of every accept thread, then `pool.join()`. One addition to the card: on
+//! wake-up of every accept thread, then `pool.join()`. One addition to the fixed design: on
 //! Unix each accept thread waits for its listener or the shared wake pipe
 //! (`sys::Wake`) before `accept()`, so a stop never touches a listening socket, and an
 //! inherited one (systemd's) stays usable by the next daemon. What a worker does with its

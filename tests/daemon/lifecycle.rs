@@ -597,12 +597,18 @@ const SCHED_IDLE: u32 = 5;
 fn serving_threads_run_under_sched_batch() {
     let mut d = Daemon::start_local(&["--workers", "3"]);
     fetch_policy(d.addr());
-    // A thread names itself when it first runs: wait (bounded) until all three have.
+    // A thread names itself when it first runs: wait (bounded) until the three workers,
+    // an accept thread and the gate have (on a loaded machine the gate may run last).
+    let prefixes = ["policy-worker", "accept-", "readiness-gate"];
+    let named = |pid| {
+        thread_policies(pid, "policy-worker").len() == 3
+            && prefixes.iter().all(|p| !thread_policies(pid, p).is_empty())
+    };
     let end = Instant::now() + Duration::from_secs(10);
-    while thread_policies(d.pid(), "policy-worker").len() < 3 && Instant::now() < end {
+    while !named(d.pid()) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10)); // polling, bounded by `end`
     }
-    for prefix in ["policy-worker", "accept-", "readiness-gate"] {
+    for prefix in prefixes {
         let got = thread_policies(d.pid(), prefix);
         assert!(!got.is_empty(), "no {prefix} thread found");
         assert!(

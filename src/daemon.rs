@@ -336,7 +336,7 @@ pub fn print_out(bytes: &[u8]) -> Result<()> {
 
 /// Reports a failure under `--inetd`, where stderr is the client's socket: one line
 /// in the `--log-file` found in `args` (even if they did not parse), or nowhere.
-pub fn report_inetd_failure(args: &crate::cli::Args, err: &Error) {
+pub fn report_inetd_failure(args: &crate::options::Args, err: &Error) {
     if let Some(path) = crate::cli::log_file_requested(args) {
         logging::append_line(Path::new(&path), log::Level::Error, &err.to_string());
     }

@@ -2,7 +2,8 @@
 //! map errors to exit codes (0 clean stop, 1 run-time failure, 2 usage or
 //! configuration error). The run itself is in `flashpolicyd::daemon`.
 
-use flashpolicyd::cli::{self, Args, Command};
+use flashpolicyd::cli::{self, Command};
+use flashpolicyd::options::Args;
 use flashpolicyd::{daemon, Result};
 
 fn main() {

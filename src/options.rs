@@ -1,11 +1,103 @@
 //! The option parsers the three command lines share (`flashpolicyd`, `flashpolicy-check`,
 //! `flashpolicy-bench`): ports, addresses, counts and seconds become typed values. Each
-//! fails with one [`Error::Usage`] line naming the flag and the bad value.
+//! fails with one [`Error::Usage`] line naming the flag and the bad value. One addition
+//! to getopts: [`Args`], the arguments as the OS gives them (getopts takes only UTF-8;
+//! a path keeps its bytes).
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+
+/// The arguments as the OS gives them, made parseable by getopts, which refuses an
+/// argument that is not UTF-8: each such argument (or the value part of `--name=VALUE`
+/// or `-xVALUE`) is replaced by its lossy text, made unique, and [`Args::path`] maps a
+/// path value back to the original bytes. So a path is opened under exactly its name,
+/// and shown lossily only in messages.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    texts: Vec<String>,
+    /// Placeholder text -> the value it stands for.
+    originals: BTreeMap<String, OsString>,
+}
+
+impl Args {
+    /// Takes the arguments (without the program name), e.g. `std::env::args_os().skip(1)`.
+    pub fn from_os(args: impl IntoIterator<Item = OsString>) -> Args {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let utf8: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+        let mut out = Args::default();
+        for (arg, text) in args.iter().zip(&utf8) {
+            if let Some(text) = text {
+                out.texts.push((*text).to_string());
+                continue;
+            }
+            let (prefix, value) = split_value(arg);
+            let mut placeholder = value.to_string_lossy().into_owned();
+            // Unique: never equal to a real argument or to another placeholder.
+            while utf8
+                .iter()
+                .flatten()
+                .any(|t| t.ends_with(placeholder.as_str()))
+                || out.originals.contains_key(&placeholder)
+            {
+                placeholder.push(char::REPLACEMENT_CHARACTER);
+            }
+            out.texts.push(format!("{prefix}{placeholder}"));
+            out.originals.insert(placeholder, value);
+        }
+        out
+    }
+
+    /// Arguments that are all UTF-8 already (tests, and callers that have strings).
+    pub fn utf8(args: &[String]) -> Args {
+        Args {
+            texts: args.to_vec(),
+            originals: BTreeMap::new(),
+        }
+    }
+
+    /// The arguments as text, for getopts.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
+    }
+
+    /// The path an option value names: the original bytes if the value stands for an
+    /// argument that was not UTF-8.
+    pub(crate) fn path(&self, value: String) -> PathBuf {
+        match self.originals.get(&value) {
+            Some(original) => PathBuf::from(original),
+            None => PathBuf::from(value),
+        }
+    }
+}
+
+/// Splits a non-UTF-8 argument into an option prefix kept as text (`--name=` or `-x`)
+/// and its value; an argument that is not an option is all value.
+fn split_value(arg: &std::ffi::OsStr) -> (String, OsString) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = arg.as_bytes();
+        let cut = if bytes.starts_with(b"--") {
+            bytes.iter().position(|&b| b == b'=').map(|i| i + 1)
+        } else if bytes.len() > 2 && bytes[0] == b'-' && bytes[1].is_ascii_alphanumeric() {
+            Some(2)
+        } else {
+            None
+        };
+        if let Some(cut) = cut {
+            if let Ok(prefix) = std::str::from_utf8(&bytes[..cut]) {
+                let value = std::ffi::OsStr::from_bytes(&bytes[cut..]);
+                return (prefix.to_string(), value.to_os_string());
+            }
+        }
+    }
+    (String::new(), arg.to_os_string())
+}
 
 /// A getopts failure as one line naming the flag: `-p needs a value (see --help)`.
 pub fn getopts_message(e: &getopts::Fail) -> String {

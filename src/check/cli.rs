@@ -147,7 +147,7 @@ pub(crate) fn usage() -> String {
 /// `-H`, neither `-H` nor `--file`, `-w` above `-c`.
 #[cfg(test)]
 pub(crate) fn parse(args: &[String]) -> Result<Command> {
-    parse_args(&crate::cli::Args::utf8(args))
+    parse_args(&crate::options::Args::utf8(args))
 }
 
 /// [`parse`] for arguments as the OS gives them: `--file` keeps its exact bytes.
@@ -155,7 +155,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
 /// # Errors
 ///
 /// As [`parse`].
-pub(crate) fn parse_args(args: &crate::cli::Args) -> Result<Command> {
+pub(crate) fn parse_args(args: &crate::options::Args) -> Result<Command> {
     let m = options()
         .parse(args.texts())
         .map_err(|f| Error::Usage(getopts_message(&f)))?;

@@ -29,11 +29,11 @@ pub(crate) use report::{Report, Status};
 /// Runs the checker on `args` (without the program name) and returns what to print
 /// on stdout and the exit code.
 pub fn main_with(args: &[String]) -> (String, i32) {
-    main_with_args(&crate::cli::Args::utf8(args))
+    main_with_args(&crate::options::Args::utf8(args))
 }
 
 /// [`main_with`] for arguments as the OS gives them: `--file` keeps its exact bytes.
-pub fn main_with_args(args: &crate::cli::Args) -> (String, i32) {
+pub fn main_with_args(args: &crate::options::Args) -> (String, i32) {
     match cli::parse_args(args) {
         Ok(Command::Help(text)) | Ok(Command::Version(text)) => (text + "\n", 0),
         Ok(Command::Check(config)) => match run(&config) {

@@ -218,15 +218,7 @@ fn config_from(m: &Matches, args: &Args) -> Result<Config> {
         (Some((flag, path)), true) if path.is_empty() => {
             return Err(Error::Usage(format!("invalid {flag} \"\": must be a path")))
         }
-        // Only "does not exist" falls back (the container image's default command names
-        // the path a policy may be mounted at); anything else, a dangling symlink
-        // included, is the --file error it would be.
-        (Some(("--file-if-exists", path)), true)
-            if std::fs::symlink_metadata(args.path(path.clone()))
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            PolicySource::Default
-        }
+        (Some(("--file-if-exists", path)), true) => PolicySource::FileIfExists(args.path(path)),
         (Some((_, path)), true) => PolicySource::File(args.path(path)),
         (None, false) => {
             let mut specs = Vec::with_capacity(allows.len());
@@ -680,30 +672,12 @@ mod tests {
     }
 
     #[test]
-    fn file_if_exists_falls_back_only_when_the_path_does_not_exist() {
-        let dir = std::env::temp_dir().join(format!("fpd-cli-fie-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let present = dir.join("policy.xml");
-        std::fs::write(&present, "x").unwrap();
-        let missing = dir.join("absent.xml");
-        let dangling = dir.join("dangling.xml");
-        let _ = std::fs::remove_file(&dangling);
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&missing, &dangling).unwrap();
-        let arg = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    fn file_if_exists_is_its_own_source() {
         assert_eq!(
-            run(&["--file-if-exists", &arg(&present)]).unwrap().policy,
-            PolicySource::File(present.clone())
-        );
-        assert_eq!(
-            run(&["--file-if-exists", &arg(&missing)]).unwrap().policy,
-            PolicySource::Default
-        );
-        // A dangling symlink is a mistake to report, not an absent mount.
-        #[cfg(unix)]
-        assert_eq!(
-            run(&["--file-if-exists", &arg(&dangling)]).unwrap().policy,
-            PolicySource::File(dangling.clone())
+            run(&["--file-if-exists", "/etc/flashpolicyd/policy.xml"])
+                .unwrap()
+                .policy,
+            PolicySource::FileIfExists(PathBuf::from("/etc/flashpolicyd/policy.xml"))
         );
         assert!(usage_err(&["--file-if-exists", "", "-p", "1"])
             .starts_with("invalid --file-if-exists \"\""));
@@ -711,7 +685,6 @@ mod tests {
             .contains("--file and --file-if-exists cannot be used together"));
         assert!(usage_err(&["--file-if-exists", "/x", "-a", "*"])
             .contains("--file-if-exists and --allow cannot be used together"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 pub enum PolicySource {
     /// `-f, --file PATH`.
     File(PathBuf),
+    /// `--file-if-exists PATH`: the daemon takes it for `File` at start if PATH exists
+    /// (a symlink counts, even a dangling one), for `Default` otherwise.
+    FileIfExists(PathBuf),
     /// `-a, --allow`, repeatable: the parsed specs and the values as typed.
     Allow(Vec<AllowSpec>, Vec<String>),
     /// Neither: the embedded allow-all default.

@@ -41,6 +41,17 @@ const PERMISSIVE: &str = "serving the embedded allow-all policy, which is permis
 ///
 /// Any [`Error`]; its [`Error::exit_code`] is the process's exit status.
 pub fn run(config: &Config) -> Result<()> {
+    let resolved;
+    let config = match &config.policy {
+        PolicySource::FileIfExists(path) => {
+            resolved = Config {
+                policy: optional_file(path),
+                ..config.clone()
+            };
+            &resolved
+        }
+        _ => config,
+    };
     // Before any thread exists: the environment is not thread-safe.
     let activation = inherit::take_from_env();
     if config.inetd && !cfg!(unix) {
@@ -52,7 +63,7 @@ pub fn run(config: &Config) -> Result<()> {
         _ => None,
     };
     let policy = match &config.policy {
-        PolicySource::File(path) => Policy::from_file(path)?,
+        PolicySource::File(path) | PolicySource::FileIfExists(path) => Policy::from_file(path)?,
         PolicySource::Allow(specs, given) => Policy::from_allow(specs, given.clone()),
         PolicySource::Default => Policy::allow_all(),
     };
@@ -122,6 +133,17 @@ fn serve(
 }
 
 /// Binds as configured, or takes the sockets systemd handed over.
+/// `--file-if-exists PATH` at start: the file when PATH exists, the embedded default
+/// when it does not (the container image's default command names the path a policy may
+/// be mounted at). Anything else, a dangling symlink included, is read as `--file` and
+/// fails as it would.
+fn optional_file(path: &Path) -> PolicySource {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PolicySource::Default,
+        _ => PolicySource::File(path.to_path_buf()),
+    }
+}
+
 fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Server> {
     let bytes = Arc::clone(policy.bytes());
     match activation {
@@ -421,5 +443,33 @@ impl Periodic {
                 let _ = self.thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only "does not exist" falls back to the default: a dangling symlink is a mistake
+    /// to report (it is read as `--file` and fails), not an absent mount.
+    #[test]
+    fn an_optional_file_falls_back_only_when_it_does_not_exist() {
+        let dir = std::env::temp_dir().join(format!("fpd-optional-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let present = dir.join("policy.xml");
+        std::fs::write(&present, "x").expect("write");
+        let missing = dir.join("absent.xml");
+        assert_eq!(optional_file(&present), PolicySource::File(present.clone()));
+        assert_eq!(optional_file(&missing), PolicySource::Default);
+        #[cfg(unix)]
+        {
+            let dangling = dir.join("dangling.xml");
+            std::os::unix::fs::symlink(&missing, &dangling).expect("symlink");
+            assert_eq!(
+                optional_file(&dangling),
+                PolicySource::File(dangling.clone())
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -174,6 +174,50 @@ fn check_config_prints_the_exact_bytes_of_a_file_on_stdout() {
     );
 }
 
+/// `--file-if-exists` (the container image's default command): an existing file is
+/// served as `--file` would serve it; a missing path gives the embedded default with
+/// its warning; an invalid file is the `--file` error (exit 2 naming path and line).
+#[test]
+fn file_if_exists_serves_the_file_or_the_default_when_it_is_missing() {
+    let file = fixture("policy.xml");
+    let out = run(&["--file-if-exists", &file, "--check-config"], QUICK);
+    assert_eq!(out.code(), 0, "stderr:\n{}", out.stderr);
+    assert!(out.stdout == fixture_reply(), "{}", show(&out.stdout));
+    assert!(
+        !out.stderr.lines().any(is_permissive_warning),
+        "{}",
+        out.stderr
+    );
+
+    let missing = TempPath::new("not-mounted.xml");
+    let out = run(
+        &["--file-if-exists", missing.as_str(), "--check-config"],
+        QUICK,
+    );
+    assert_eq!(out.code(), 0, "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.lines().any(is_permissive_warning),
+        "{}",
+        out.stderr
+    );
+    let grant: &[u8] = br#"<allow-access-from domain="*" to-ports="*"/>"#;
+    assert!(
+        out.stdout.windows(grant.len()).any(|w| w == grant) && out.stdout.ends_with(b">\n\0"),
+        "the embedded allow-all policy, ending in one NUL: {}",
+        show(&out.stdout)
+    );
+
+    let bad = TempPath::new("bad.xml");
+    std::fs::write(&bad.path, doc_with_line3("  <allow-access-from/>")).expect("write");
+    let out = run(&["--file-if-exists", bad.as_str(), "--check-config"], QUICK);
+    assert_eq!(out.code(), 2, "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{}:3", bad.as_str())),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn check_config_does_not_bind() {
     // Hold the port ourselves: a --check-config that tried to bind would fail.

@@ -7,7 +7,7 @@ FUZZ_SECS ?= 60
 # make static/dist/deb/rpm ARCH=aarch64: one architecture (x86_64, i686, aarch64); all by default.
 ARCH ?= all
 
-.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows check-unixes
+.PHONY: build run test lint release clean static install dist deb rpm image image-check fuzz bench soak windows test-windows test-systemd check-unixes
 
 build:
 	$(CARGO) build
@@ -37,6 +37,10 @@ dist:
 # target/dist/flashpolicyd_VERSION_{amd64,i386,arm64}.deb from the static binaries (dpkg-deb).
 deb:
 	CARGO="$(CARGO)" ARCH="$(ARCH)" sh scripts/deb.sh
+
+# The deb under Debian 12's systemd booted as PID 1 in a container (root, Docker; builds the image once, about a minute).
+test-systemd: deb
+	sh scripts/systemd-check.sh
 
 # target/dist/flashpolicyd-VERSION-1.{x86_64,i686,aarch64}.rpm from the static binaries (rpmbuild; installs Debian's rpm if missing).
 rpm:

@@ -1,7 +1,10 @@
 //! The command line of `flashpolicyd`: getopts options, usage text, and
 //! [`parse`], which turns arguments into a validated [`Config`]. Every error names the
-//! flag and the bad value.
+//! flag and the bad value. One addition: [`Args`], the arguments as the OS gives them
+//! (paths are bytes; getopts takes only UTF-8), shared with `flashpolicy-check`.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,14 +154,110 @@ pub(crate) fn usage() -> String {
     text
 }
 
+/// The arguments as the OS gives them, made parseable by getopts, which refuses an
+/// argument that is not UTF-8: each such argument (or the value part of `--name=VALUE`
+/// or `-xVALUE`) is replaced by its lossy text, made unique, and [`Args::path`] maps a
+/// path value back to the original bytes. So a path is opened under exactly its name,
+/// and shown lossily only in messages.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    texts: Vec<String>,
+    /// Placeholder text -> the value it stands for.
+    originals: BTreeMap<String, OsString>,
+}
+
+impl Args {
+    /// Takes the arguments (without the program name), e.g. `std::env::args_os().skip(1)`.
+    pub fn from_os(args: impl IntoIterator<Item = OsString>) -> Args {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let utf8: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+        let mut out = Args::default();
+        for (arg, text) in args.iter().zip(&utf8) {
+            if let Some(text) = text {
+                out.texts.push((*text).to_string());
+                continue;
+            }
+            let (prefix, value) = split_value(arg);
+            let mut placeholder = value.to_string_lossy().into_owned();
+            // Unique: never equal to a real argument or to another placeholder.
+            while utf8
+                .iter()
+                .flatten()
+                .any(|t| t.ends_with(placeholder.as_str()))
+                || out.originals.contains_key(&placeholder)
+            {
+                placeholder.push(char::REPLACEMENT_CHARACTER);
+            }
+            out.texts.push(format!("{prefix}{placeholder}"));
+            out.originals.insert(placeholder, value);
+        }
+        out
+    }
+
+    /// Arguments that are all UTF-8 already (tests, and callers that have strings).
+    pub fn utf8(args: &[String]) -> Args {
+        Args {
+            texts: args.to_vec(),
+            originals: BTreeMap::new(),
+        }
+    }
+
+    /// The arguments as text, for getopts.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
+    }
+
+    /// The path an option value names: the original bytes if the value stands for an
+    /// argument that was not UTF-8.
+    pub(crate) fn path(&self, value: String) -> PathBuf {
+        match self.originals.get(&value) {
+            Some(original) => PathBuf::from(original),
+            None => PathBuf::from(value),
+        }
+    }
+}
+
+/// Splits a non-UTF-8 argument into an option prefix kept as text (`--name=` or `-x`)
+/// and its value; an argument that is not an option is all value.
+fn split_value(arg: &std::ffi::OsStr) -> (String, OsString) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = arg.as_bytes();
+        let cut = if bytes.starts_with(b"--") {
+            bytes.iter().position(|&b| b == b'=').map(|i| i + 1)
+        } else if bytes.len() > 2 && bytes[0] == b'-' && bytes[1].is_ascii_alphanumeric() {
+            Some(2)
+        } else {
+            None
+        };
+        if let Some(cut) = cut {
+            if let Ok(prefix) = std::str::from_utf8(&bytes[..cut]) {
+                let value = std::ffi::OsStr::from_bytes(&bytes[cut..]);
+                return (prefix.to_string(), value.to_os_string());
+            }
+        }
+    }
+    (String::new(), arg.to_os_string())
+}
+
 /// Parses the arguments (without the program name) into a [`Command`].
 ///
 /// # Errors
 ///
 /// [`Error::Usage`] naming the flag and the value at fault.
 pub fn parse(args: &[String]) -> Result<Command> {
+    parse_args(&Args::utf8(args))
+}
+
+/// [`parse`] for arguments as the OS gives them: path values keep their exact bytes.
+///
+/// # Errors
+///
+/// [`Error::Usage`] naming the flag and the value at fault.
+pub fn parse_args(args: &Args) -> Result<Command> {
     let m = options()
-        .parse(args)
+        .parse(args.texts())
         .map_err(|e| Error::Usage(getopts_message(&e)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
@@ -174,10 +273,10 @@ pub fn parse(args: &[String]) -> Result<Command> {
             "unexpected argument \"{extra}\" (flashpolicyd takes only options; see --help)"
         )));
     }
-    Ok(Command::Run(config_from(&m)?))
+    Ok(Command::Run(config_from(&m, args)?))
 }
 
-fn config_from(m: &Matches) -> Result<Config> {
+fn config_from(m: &Matches, args: &Args) -> Result<Config> {
     let mut c = Config::default();
     if let Some(v) = m.opt_str("p") {
         c.port = parse_port("--port", &v, true)?;
@@ -211,12 +310,12 @@ fn config_from(m: &Matches) -> Result<Config> {
         // the path a policy may be mounted at); anything else, a dangling symlink
         // included, is the --file error it would be.
         (Some(("--file-if-exists", path)), true)
-            if std::fs::symlink_metadata(&path)
+            if std::fs::symlink_metadata(args.path(path.clone()))
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
         {
             PolicySource::Default
         }
-        (Some((_, path)), true) => PolicySource::File(PathBuf::from(path)),
+        (Some((_, path)), true) => PolicySource::File(args.path(path)),
         (None, false) => {
             let mut specs = Vec::with_capacity(allows.len());
             for v in &allows {
@@ -247,8 +346,8 @@ fn config_from(m: &Matches) -> Result<Config> {
     if let Some(v) = m.opt_str("max-pending") {
         c.max_pending = parse_count("--max-pending", &v, config::MAX_MAX_PENDING)?;
     }
-    c.log_file = path_opt(m, "log-file")?;
-    c.pid_file = path_opt(m, "pid-file")?;
+    c.log_file = path_opt(m, args, "log-file")?;
+    c.pid_file = path_opt(m, args, "pid-file")?;
     c.check_config = m.opt_present("check-config");
     c.user = name_opt(m, "user")?;
     c.group = name_opt(m, "group")?;
@@ -276,7 +375,7 @@ fn config_from(m: &Matches) -> Result<Config> {
     if let Some(v) = m.opt_str("reload-interval") {
         c.reload_interval = parse_interval("--reload-interval", &v)?;
     }
-    c.stats_file = path_opt(m, "stats-file")?;
+    c.stats_file = path_opt(m, args, "stats-file")?;
     if let Some(path) = &c.stats_file {
         if path.file_name().is_none() {
             return Err(Error::Usage(format!(
@@ -306,12 +405,12 @@ fn config_from(m: &Matches) -> Result<Config> {
     Ok(c)
 }
 
-fn path_opt(m: &Matches, name: &str) -> Result<Option<PathBuf>> {
+fn path_opt(m: &Matches, args: &Args, name: &str) -> Result<Option<PathBuf>> {
     match m.opt_str(name) {
         Some(v) if v.is_empty() => Err(Error::Usage(format!(
             "invalid --{name} \"\": must be a path"
         ))),
-        Some(v) => Ok(Some(PathBuf::from(v))),
+        Some(v) => Ok(Some(args.path(v))),
         None => Ok(None),
     }
 }
@@ -338,9 +437,9 @@ pub fn inetd_requested(args: &[String]) -> bool {
 /// The `--log-file` value in the arguments, even if they do not parse (`--log-file PATH`
 /// or `--log-file=PATH`; the last one wins, as with getopts). Used to report a usage
 /// error under `--inetd`, where the log file is the only place it may go.
-pub(crate) fn log_file_requested(args: &[String]) -> Option<PathBuf> {
+pub(crate) fn log_file_requested(args: &Args) -> Option<PathBuf> {
     let mut found = None;
-    let mut it = args.iter().take_while(|a| a.as_str() != "--");
+    let mut it = args.texts().iter().take_while(|a| a.as_str() != "--");
     while let Some(a) = it.next() {
         if a == "--log-file" {
             found = it.next().cloned();
@@ -348,7 +447,7 @@ pub(crate) fn log_file_requested(args: &[String]) -> Option<PathBuf> {
             found = Some(v.to_string());
         }
     }
-    found.filter(|v| !v.is_empty()).map(PathBuf::from)
+    found.filter(|v| !v.is_empty()).map(|v| args.path(v))
 }
 
 /// A getopts failure as one line naming the flag: `-p needs a value (see --help)`.
@@ -573,21 +672,64 @@ mod tests {
         assert_eq!(usage_err(&["--user"]), "--user needs a value (see --help)");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_path_values_keep_their_bytes() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = |b: &[u8]| OsStr::from_bytes(b).to_os_string();
+        let list = [
+            raw(b"-p"),
+            raw(b"0"),
+            raw(b"-f/x\xff"),
+            raw(b"--pid-file=/x\xfe"),
+            raw(b"--log-file"),
+            raw(b"/x\xfd"),
+            // A real U+FFFD: the lossy text of the values above, never mistaken for them.
+            raw("--stats-file=/x\u{FFFD}".as_bytes()),
+        ];
+        let c = match parse_args(&Args::from_os(list)).unwrap() {
+            Command::Run(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.policy, PolicySource::File(PathBuf::from(raw(b"/x\xff"))));
+        assert_eq!(c.pid_file, Some(PathBuf::from(raw(b"/x\xfe"))));
+        assert_eq!(c.log_file, Some(PathBuf::from(raw(b"/x\xfd"))));
+        assert_eq!(c.stats_file, Some(PathBuf::from("/x\u{FFFD}")));
+        // A non-UTF-8 value of another flag is refused, shown lossily.
+        let bad = Args::from_os([raw(b"-p"), raw(b"8\xff")]);
+        match parse_args(&bad) {
+            Err(Error::Usage(m)) => assert!(m.contains("\"8\u{FFFD}"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn inetd_prescan() {
         assert!(inetd_requested(&args(&["-p", "1", "--inetd", "--bogus"])));
         assert!(!inetd_requested(&args(&["-p", "1"])));
         assert!(!inetd_requested(&args(&["--", "--inetd"])));
         assert_eq!(
-            log_file_requested(&args(&["--inetd", "--log-file", "/a", "--bogus"])),
+            log_file_requested(&Args::utf8(&args(&[
+                "--inetd",
+                "--log-file",
+                "/a",
+                "--bogus"
+            ]))),
             Some(PathBuf::from("/a"))
         );
         assert_eq!(
-            log_file_requested(&args(&["--log-file=/b", "--log-file=/c"])),
+            log_file_requested(&Args::utf8(&args(&["--log-file=/b", "--log-file=/c"]))),
             Some(PathBuf::from("/c"))
         );
-        assert_eq!(log_file_requested(&args(&["--log-file"])), None);
-        assert_eq!(log_file_requested(&args(&["--", "--log-file", "/a"])), None);
+        assert_eq!(
+            log_file_requested(&Args::utf8(&args(&["--log-file"]))),
+            None
+        );
+        assert_eq!(
+            log_file_requested(&Args::utf8(&args(&["--", "--log-file", "/a"]))),
+            None
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! One connection's life, top to bottom, as one pool worker runs it: from its first
 //! byte to its close, under one deadline for the whole connection. The worker sets the
-//! socket's read timeout to the time left before each read, matches the request, sets
-//! the write timeout and sends the cached policy bytes in one write, closes cleanly,
-//! and counts the outcome. The same code on every system and in inetd mode. One tuning
-//! beyond the card, kept because alone it saves 18 % server CPU per connection
+//! socket's read timeout to the time left before each read, matches the request, sends
+//! the cached policy bytes (the write timeout set to the time left before each partial
+//! send, so the deadline bounds the reply too), closes cleanly, and counts the outcome.
+//! The same code on every system and in inetd mode. One tuning beyond the card, kept because alone it saves 18 % server CPU per connection
 //! (docs/performance.md): on Linux the policy leaves with the FIN (`MSG_MORE`).
 
 use std::io::{self, Read};
@@ -94,12 +94,28 @@ impl TimedRead for Socket<'_> {
     }
 }
 
-/// Writes the policy in one write, bounded by the time left; the caller closes or
-/// shuts down the write side right after (on Linux the policy leaves with the FIN).
+/// Writes the policy before the deadline: a client may take the bytes a few at a time,
+/// and each partial send gets only the time left, so the deadline bounds the whole
+/// reply, not each piece. The caller closes or shuts down the write side right after
+/// (on Linux the policy leaves with the FIN).
+///
+/// # Errors
+///
+/// What the OS says; `TimedOut` (or `WouldBlock`, the kernel's word for a send that
+/// timed out) once the deadline passed.
 fn send(stream: &TcpStream, policy: &[u8], deadline: Instant) -> io::Result<()> {
-    let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
-    stream.set_write_timeout(Some(left))?;
-    sys::write_before_close(stream, policy)
+    let mut sent = 0;
+    while sent < policy.len() {
+        let left = time_left(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
+        stream.set_write_timeout(Some(left))?;
+        match sys::send_part(stream, &policy[sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Shuts the write side (our FIN follows the policy), then discards what the client

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,7 @@ fn listen(config: &Config, policy: &Policy, activation: Activation) -> Result<Se
     let bytes = Arc::clone(policy.bytes());
     match activation {
         Activation::Sockets { count } => {
-            let server = Server::from_listeners(inherit::listeners(count)?, config, bytes);
+            let server = Server::from_listeners(inherit::listeners(count)?, config, bytes)?;
             if config.port != config::DEFAULT_PORT || !config.binds.is_empty() {
                 info!("socket activation: --port and --bind are ignored");
             }
@@ -335,7 +335,7 @@ pub fn print_out(bytes: &[u8]) -> Result<()> {
 
 /// Reports a failure under `--inetd`, where stderr is the client's socket: one line
 /// in the `--log-file` found in `args` (even if they did not parse), or nowhere.
-pub fn report_inetd_failure(args: &[String], err: &Error) {
+pub fn report_inetd_failure(args: &crate::cli::Args, err: &Error) {
     if let Some(path) = crate::cli::log_file_requested(args) {
         logging::append_line(Path::new(&path), log::Level::Error, &err.to_string());
     }
@@ -344,9 +344,16 @@ pub fn report_inetd_failure(args: &[String], err: &Error) {
 /// A named thread that calls a function every `interval` until [`Periodic::stop`],
 /// which wakes it at once (a condition variable, not a sleep).
 struct Periodic {
+    name: String,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: JoinHandle<()>,
+    /// Disconnected when the thread ends: lets [`Periodic::stop`] wait with a deadline.
+    ended: mpsc::Receiver<()>,
 }
+
+/// How long a stop waits for a periodic thread still in its tick (a policy read, a
+/// stats write) before leaving it behind: the process exits anyway.
+const PERIODIC_STOP_WAIT: Duration = Duration::from_secs(2);
 
 impl Periodic {
     fn start(
@@ -356,9 +363,11 @@ impl Periodic {
     ) -> Result<Periodic> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = Arc::clone(&stop);
+        let (ended_tx, ended) = mpsc::channel::<()>();
         let thread = thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                let _ended = ended_tx; // dropped when this thread ends
                 let (lock, cv) = &*flag;
                 let mut next = Instant::now() + interval;
                 loop {
@@ -388,13 +397,28 @@ impl Periodic {
                 }
             })
             .map_err(|e| Error::Setup(format!("cannot start the {name} thread: {e}")))?;
-        Ok(Periodic { stop, thread })
+        Ok(Periodic {
+            name: name.to_string(),
+            stop,
+            thread,
+            ended,
+        })
     }
 
+    /// Stops the thread and waits for it, at most [`PERIODIC_STOP_WAIT`]: a tick that
+    /// hangs (a file system that does not answer) must not stall the stop.
     fn stop(self) {
         let (lock, cv) = &*self.stop;
         *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
         cv.notify_all();
-        let _ = self.thread.join();
+        match self.ended.recv_timeout(PERIODIC_STOP_WAIT) {
+            Err(mpsc::RecvTimeoutError::Timeout) => warn!(
+                "the {} thread did not finish within {PERIODIC_STOP_WAIT:?}: stopping without it",
+                self.name
+            ),
+            _ => {
+                let _ = self.thread.join();
+            }
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Bind, the accept loop (one named thread per listener), dispatch of each accepted
 //! connection to a fixed `threadpool` with `pool.execute`, and shutdown: a flag, a
-//! wake-up of every blocked `accept()`, then `pool.join()`. What a worker does with its
+//! wake-up of every accept thread, then `pool.join()`. One addition to the card: on
+//! Unix each accept thread waits for its listener or the shared wake pipe
+//! (`sys::Wake`) before `accept()`, so a stop never touches a listening socket, and an
+//! inherited one (systemd's) stays usable by the next daemon. What a worker does with its
 //! connection is in `conn.rs`; on Linux, a connection whose request has not arrived yet
 //! waits in the readiness gate (`gate.rs`) before it is dispatched. One tuning beyond
 //! the card, kept because alone it saves over 10 % server CPU per connection
@@ -50,6 +53,8 @@ struct Shared {
     timeout: Duration,
     max_pending: usize,
     stopping: AtomicBool,
+    /// Wakes the accept threads at a stop.
+    wake: sys::Wake,
     stats: Arc<Stats>,
 }
 
@@ -129,17 +134,23 @@ impl Server {
                 Err(source) => return Err(Error::Bind { addr, source }),
             }
         }
-        Ok(Server::from_listeners(listeners, config, policy))
+        Server::from_listeners(listeners, config, policy)
     }
 
     /// Serves on listeners made elsewhere (inherited sockets, tests).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the wake pipe cannot be made (out of descriptors).
     pub(crate) fn from_listeners(
         listeners: Vec<TcpListener>,
         config: &Config,
         policy: Arc<[u8]>,
-    ) -> Server {
+    ) -> Result<Server> {
         defer_silent_clients(&listeners, config.timeout);
-        Server {
+        let wake = sys::Wake::new()
+            .map_err(|e| Error::io("cannot make the pipe that wakes the accept threads", e))?;
+        Ok(Server {
             listeners,
             workers: config.workers,
             shared: Arc::new(Shared {
@@ -147,9 +158,10 @@ impl Server {
                 timeout: config.timeout,
                 max_pending: config.max_pending,
                 stopping: AtomicBool::new(false),
+                wake,
                 stats: Arc::new(Stats::default()),
             }),
-        }
+        })
     }
 
     /// The addresses actually bound (with the port the OS chose for port 0).
@@ -286,9 +298,7 @@ impl Handle {
     /// Stops accepting; [`Server::run`] returns once the connections in flight are done.
     pub(crate) fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        for l in self.listeners.iter() {
-            sys::wake_accept(l);
-        }
+        self.shared.wake.wake(&self.listeners);
     }
 
     /// Replaces the served bytes; connections already answering keep the old ones.
@@ -333,8 +343,18 @@ fn accept_loop(listener: &TcpListener, accept: &Accept) {
         ok
     };
     loop {
+        // A stop leaves the connections still queued to the listener's next owner
+        // (systemd passes an inherited socket on to the next daemon).
+        if shared.stopping.load(Ordering::SeqCst)
+            || shared.wake.wait_accept(listener) == sys::AcceptReady::Stop
+        {
+            break;
+        }
         let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
+        // Without the wake pipe (Windows) a stop connects to the listener: that
+        // connection is the wake-up, not a client. A connection accepted on Unix is
+        // served even if the stop came meanwhile.
+        if cfg!(not(unix)) && shared.stopping.load(Ordering::SeqCst) {
             break;
         }
         match accepted {

@@ -1,5 +1,7 @@
 //! The operating-system seams: the few things std does not expose (IPv6-only listening
-//! sockets, `TCP_DEFER_ACCEPT`, waking a blocked `accept`, the reply sent with the FIN,
+//! sockets, `TCP_DEFER_ACCEPT`, waking the accept threads without touching a listening
+//! socket (an addition: each waits in `poll()` on its listener and a shared wake pipe
+//! before `accept()`), the reply sent with the FIN,
 //! `SCHED_BATCH`, descriptor limits, inherited sockets, SIGHUP under nohup, process
 //! liveness). Every `unsafe` block of the crate lives here (the one module with
 //! `#[allow(unsafe_code)]`). Non-Unix builds get portable fallbacks.
@@ -78,19 +80,98 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Makes a thread blocked in `accept()` on `listener` return. On Linux, shutting down
-/// a listening socket does that; elsewhere (and as a fallback) we connect to it.
-pub(crate) fn wake_accept(listener: &TcpListener) {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        if nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Read)
-            .is_ok()
-            && cfg!(target_os = "linux")
-        {
-            return;
+/// How accept threads learn that the server stops (Unix): one pipe shared by all of
+/// them. Each waits in `poll()` on its listener and the pipe's read end before it
+/// calls `accept()`; [`Wake::wake`] writes one byte that is never read, so every
+/// thread, now and later, sees the pipe readable and leaves. No listening socket is
+/// touched: a socket inherited from systemd keeps its queued connections for the next
+/// daemon (a `shutdown()` on it would destroy it for systemd too).
+#[cfg(unix)]
+pub(crate) struct Wake {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+/// What an accept thread should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcceptReady {
+    /// A connection (or an error) waits on the listener: call `accept()`.
+    Accept,
+    /// The server stops: accept nothing more.
+    Stop,
+}
+
+#[cfg(unix)]
+impl Wake {
+    /// A new, not yet woken, pipe (both ends non-blocking and close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// What the OS says (out of descriptors).
+    pub(crate) fn new() -> io::Result<Wake> {
+        use nix::fcntl::OFlag;
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        Ok(Wake { read, write })
+    }
+
+    /// Wakes every thread waiting in [`Wake::wait_accept`], for good.
+    pub(crate) fn wake(&self, _listeners: &[TcpListener]) {
+        // A full pipe (never: one byte per stop) already wakes everyone.
+        let _ = nix::unistd::write(&self.write, b"x");
+    }
+
+    /// Blocks until `listener` has a connection to accept or [`Wake::wake`] was
+    /// called; a stop wins over a waiting connection, which stays queued.
+    pub(crate) fn wait_accept(&self, listener: &TcpListener) -> AcceptReady {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = [
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.read.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                        return AcceptReady::Stop;
+                    }
+                    if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                        return AcceptReady::Accept;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                // Let accept() report the fault (and the caller back off).
+                Err(_) => return AcceptReady::Accept,
+            }
         }
     }
+}
+
+/// Elsewhere: accept blocks, and a stop connects to each listener to wake it.
+#[cfg(not(unix))]
+pub(crate) struct Wake;
+
+#[cfg(not(unix))]
+impl Wake {
+    pub(crate) fn new() -> io::Result<Wake> {
+        Ok(Wake)
+    }
+
+    /// Connects to each listener, so that its blocked `accept()` returns.
+    pub(crate) fn wake(&self, listeners: &[TcpListener]) {
+        for l in listeners {
+            wake_accept(l);
+        }
+    }
+
+    pub(crate) fn wait_accept(&self, _listener: &TcpListener) -> AcceptReady {
+        AcceptReady::Accept
+    }
+}
+
+/// Makes a thread blocked in `accept()` on `listener` return, by connecting to it.
+#[cfg(not(unix))]
+fn wake_accept(listener: &TcpListener) {
     if let Ok(mut addr) = listener.local_addr() {
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
@@ -99,6 +180,59 @@ pub(crate) fn wake_accept(listener: &TcpListener) {
             });
         }
         let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file, without ever blocking: the
+/// open is non-blocking (a FIFO with no writer, a device, would otherwise hang it) and
+/// the opened file is checked with `fstat`. Anything else is an `InvalidInput` error
+/// saying what it is ("is a FIFO, not a regular file").
+///
+/// # Errors
+///
+/// What the OS says, or `InvalidInput` for a file that is not regular.
+pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK changes nothing for a regular file's reads.
+        options.custom_flags(nix::libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {}, not a regular file", file_kind(kind)),
+    ))
+}
+
+/// "a directory", "a FIFO"... for a message.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -348,38 +482,35 @@ pub(crate) fn batch_scheduling() -> io::Result<Scheduling> {
     }
 }
 
-/// Writes all of `bytes` to `stream`, blocking within its write timeout, for a caller
-/// that closes (or shuts down the write side) right after. On Linux the bytes are held
-/// back (`MSG_MORE`) until then, so they leave with the FIN in one segment: one packet
-/// and one acknowledgement fewer per connection (18 % less server CPU per connection
-/// in the A/B of docs/performance.md). Elsewhere, a plain write.
+/// One send of the reply, as much as the socket takes within its write timeout, for
+/// a caller that closes (or shuts down the write side) right after (`conn::send` loops
+/// over the parts). On Linux the bytes are held back (`MSG_MORE`) until then, so they
+/// leave with the FIN in one segment: one packet and one acknowledgement fewer per
+/// connection (18 % less server CPU per connection in the A/B of
+/// docs/performance.md). Elsewhere, a plain write.
 ///
 /// # Errors
 ///
 /// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
-pub(crate) fn write_before_close(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::sys::socket::{send, MsgFlags};
-        use std::os::fd::AsRawFd;
-        // nix has no MSG_MORE; the flag is only a number to the kernel.
-        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
-        let mut sent = 0;
-        while sent < bytes.len() {
-            match send(stream.as_raw_fd(), &bytes[sent..], flags) {
-                Ok(n) => sent += n,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        use std::io::Write;
-        let mut s = stream;
-        s.write_all(bytes)
-    }
+#[cfg(target_os = "linux")]
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    use std::os::fd::AsRawFd;
+    // nix has no MSG_MORE; the flag is only a number to the kernel.
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+    Ok(send(stream.as_raw_fd(), bytes, flags)?)
+}
+
+/// One write, as much as the socket takes within its write timeout.
+///
+/// # Errors
+///
+/// What the OS says; `WouldBlock` or `TimedOut` when the write timeout passed.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn send_part(stream: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    let mut s = stream;
+    s.write(bytes)
 }
 
 /// True for the `accept` errors that mean "out of descriptors or memory": back off and

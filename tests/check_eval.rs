@@ -284,3 +284,24 @@ fn help_and_version_exit_zero() {
         run.stdout
     );
 }
+
+/// The checker reads only a regular file (issue 22): a FIFO without a writer, whose
+/// plain `open` would block forever, is refused at once, naming the path and what it
+/// is (UNKNOWN, as for a file that cannot be read).
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_file_is_refused_without_hanging() {
+    let fifo = TempPath::new("check.fifo");
+    nix::unistd::mkfifo(fifo.path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("mkfifo");
+    let run = check(&["--file", fifo.as_str()]);
+    expect(&run, 3);
+    assert!(
+        run.first_line().contains(&format!(
+            "cannot read policy file {}: is a FIFO, not a regular file",
+            fifo.as_str()
+        )),
+        "{}",
+        run.stdout
+    );
+}

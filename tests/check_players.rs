@@ -217,7 +217,27 @@ fn lightspark_rule_nested_element() {
     );
     let (flash, light) = both(master.port, dest.port);
     expect(&flash, 0);
-    expect(&light, 2);
+    // Read as if the child were not there (protocol.md §7, checked): it grants, with a
+    // note that is not a warning.
+    expect(&light, 0);
+    has(&light, "access allowed");
+    has(&light, "note: ");
+    has(&light, "[lightspark: nested-element]");
+    let all = ask(master.port, dest.port, "all", &[]);
+    expect(&all, 0);
+    assert!(!all.stdout.contains("differs:"), "{}", all.stdout);
+}
+
+#[test]
+fn lightspark_rule_nested_element_in_a_grant_that_decides() {
+    // The only grant has a child: Lightspark still grants by it.
+    let master = policy_server(&policy(
+        r#"<allow-access-from domain="localhost" to-ports="*"><x/></allow-access-from>"#,
+    ));
+    let closed = closed_port();
+    let light = ask(master.port, closed.port(), "lightspark", &[]);
+    expect(&light, 0);
+    has(&light, "access allowed");
     has(&light, "[lightspark: nested-element]");
 }
 
@@ -428,6 +448,25 @@ fn all_agreeing_players_print_no_difference() {
     let closed = closed_port();
     let run = ask(master.port, closed.port(), "all", &[]);
     expect(&run, 2);
+    assert!(!run.stdout.contains("differs:"), "{}", run.stdout);
+}
+
+#[test]
+fn all_prints_no_difference_when_only_a_warning_differs() {
+    // Both players grant; only Lightspark warns (a reply over one TCP segment).
+    let master = open_master();
+    let padding = format!("<!-- {} -->", "x".repeat(1500));
+    let dest = dest_policy(&format!(
+        "{padding}\n<allow-access-from domain=\"*\" to-ports=\"*\"/>"
+    ));
+    let run = ask(master.port, dest.port, "all", &[]);
+    expect(&run, 1);
+    let line = run.first_line();
+    assert!(line.contains("flash OK: access allowed"), "{line}");
+    assert!(
+        line.contains("lightspark WARNING: access allowed"),
+        "{line}"
+    );
     assert!(!run.stdout.contains("differs:"), "{}", run.stdout);
 }
 

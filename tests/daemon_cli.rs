@@ -624,3 +624,29 @@ fn check_config_warns_per_port() {
         out.stderr
     );
 }
+
+/// Only a regular file is a policy (issue 22): a FIFO (whose plain `open` would block
+/// until a writer comes), a directory or a device is refused at once, exit 2, naming
+/// the path and what it is, at start and under --check-config.
+#[cfg(unix)]
+#[test]
+fn a_policy_path_that_is_not_a_regular_file_exits_2_naming_what_it_is() {
+    let fifo = TempPath::new("policy.fifo");
+    nix::unistd::mkfifo(fifo.path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("mkfifo");
+    let dir = TempDir::new("policy-dir");
+    let dir_path = dir.0.to_str().expect("UTF-8 temp path").to_string();
+    for (path, what) in [
+        (fifo.as_str(), "is a FIFO, not a regular file"),
+        (dir_path.as_str(), "is a directory, not a regular file"),
+        ("/dev/null", "is a character device, not a regular file"),
+    ] {
+        assert_invalid_policy(what, path, None);
+        let out = run(&["-f", path, "--check-config"], QUICK);
+        assert!(
+            out.stderr.contains(&format!("{path}: {what}")),
+            "{path}: the message must say what it is:\n{}",
+            out.stderr
+        );
+    }
+}

@@ -466,3 +466,82 @@ fn two_binds_both_serve() {
     assert_served(&fetch(*v4, REQUEST), "client on 127.0.0.1");
     assert_served(&fetch(*v6, REQUEST), "client on ::1");
 }
+
+/// The deadline bounds the reply too (issue 22): a client that reads a large policy
+/// slowly through a small receive buffer, from a daemon whose socket has a small send
+/// buffer (set on the listening socket, as systemd's `SendBuffer=` does, and inherited
+/// by each accepted socket), makes each partial send progress a little; the daemon
+/// must still close it at the deadline and count it `timed_out`, not serve it for many
+/// times `--timeout`.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_slow_reader_of_a_large_policy_is_closed_at_the_deadline() {
+    use nix::sys::socket::{self as s, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::os::fd::OwnedFd;
+    use std::process::Stdio;
+
+    // A valid policy of 9,927 bytes: far more than both small buffers hold.
+    let mut doc = String::from("<?xml version=\"1.0\"?>\n<cross-domain-policy>\n");
+    for i in 0..145 {
+        doc.push_str(&format!(
+            "  <allow-access-from domain=\"host{i:04}.example.com\" to-ports=\"843\"/>\n"
+        ));
+    }
+    doc.push_str("</cross-domain-policy>\n");
+    let file = TempPath::with_contents("big.xml", doc.as_bytes());
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    s::setsockopt(&listener, sockopt::SndBuf, &1).expect("SO_SNDBUF"); // the kernel's minimum
+    let addr = listener.local_addr().unwrap();
+    let fd3 = Stdio::from(OwnedFd::from(listener));
+    let mut d = Daemon::start_cmd(
+        activated(fd3, &["-f", file.as_str(), "--timeout", "1", "-v"]),
+        1,
+    );
+
+    // SO_RCVBUF must be set before connect to bound the window the client offers.
+    let fd = s::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    s::setsockopt(&fd, sockopt::RcvBuf, &1).expect("SO_RCVBUF");
+    let SocketAddr::V4(v4) = addr else {
+        unreachable!("bound on 127.0.0.1")
+    };
+    s::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).expect("connect");
+    let mut client = TcpStream::from(fd);
+    client
+        .write_all(b"<policy-file-request/>\0")
+        .expect("send request");
+    client.set_read_timeout(Some(CLIENT)).unwrap();
+
+    // Read 64 bytes every 50 ms (about 1.3 kB/s) until the daemon closes: the whole
+    // policy would take about 8 s.
+    let reader = thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            thread::sleep(Duration::from_millis(50));
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    d.expect_line("timed out sending the policy", Duration::from_secs(5));
+    let got = reader.join().expect("reader");
+    assert!(
+        got.len() < doc.len(),
+        "the client got the whole policy ({} bytes): not cut at the deadline",
+        got.len()
+    );
+    let stopped = d.stop();
+    assert_counters(&stopped, &[("timed_out", 1)]);
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
@@ -165,4 +166,71 @@ fn under_systemd_socket_activate() {
     .expect("pid file written");
     send_signal(pid, "TERM");
     tool.expect_line("stopped: served=1", EXIT);
+}
+
+/// Like `support::activated`, with two listeners: `first` as descriptor 3 (via stdin)
+/// and `second` as descriptor 4 (via stdout).
+fn activated_two(first: Stdio, second: Stdio, args: &[&str]) -> Command {
+    const ACTIVATE_TWO: &str = "exec 3<&0 4>&1 0</dev/null 1>/dev/null; LISTEN_PID=$$; \
+         LISTEN_FDS=2; export LISTEN_PID LISTEN_FDS; exec \"$0\" \"$@\"";
+    let mut cmd = support::command_via(&["sh", "-c", ACTIVATE_TWO], args);
+    cmd.stdin(first).stdout(second);
+    cmd
+}
+
+fn stdio_of(l: &TcpListener) -> Stdio {
+    Stdio::from(OwnedFd::from(l.try_clone().expect("dup listener")))
+}
+
+/// A stop must leave the inherited sockets as systemd gave them (issue 22): the same
+/// sockets, handed to a second daemon, serve again, and a client that connects while
+/// no daemon runs (queued in the kernel, as under systemd between a stop and the
+/// reactivation) is served by the second daemon.
+#[test]
+fn inherited_sockets_survive_a_stop_and_serve_the_next_daemon() {
+    // Kept open by the test, as systemd keeps its sockets across runs of the service.
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addrs = [a.local_addr().unwrap(), b.local_addr().unwrap()];
+
+    let mut first = Daemon::start_cmd(activated_two(stdio_of(&a), stdio_of(&b), &[]), 2);
+    for addr in addrs {
+        assert_one_trailing_nul(&fetch_policy(addr));
+    }
+    let stopped = first.stop();
+    assert_counters(&stopped, &[("served", 2)]);
+
+    // Between the runs: the sockets still listen (the connect succeeds and waits in
+    // the queue), and the request waits with it.
+    let mut waiting: Vec<_> = addrs
+        .iter()
+        .map(|&addr| {
+            let mut s = connect(addr);
+            s.write_all(b"<policy-file-request/>\0")
+                .expect("send request");
+            s
+        })
+        .collect();
+
+    let mut second = Daemon::start_cmd(activated_two(stdio_of(&a), stdio_of(&b), &[]), 2);
+    assert_eq!(
+        second.listen_addrs(),
+        addrs.to_vec(),
+        "stderr:\n{}",
+        second.stderr()
+    );
+    for s in &mut waiting {
+        let reply = read_to_end(s);
+        assert_served_then_eof(&reply);
+    }
+    for addr in addrs {
+        assert_one_trailing_nul(&fetch_policy(addr));
+    }
+    let stopped = second.stop();
+    assert_counters(&stopped, &[("served", 4)]);
+
+    // A third run, with one socket, after a stop with the other socket still queued.
+    let mut third = Daemon::start_cmd(activated(stdio_of(&a), &[]), 1);
+    assert_one_trailing_nul(&fetch_policy(addrs[0]));
+    third.stop();
 }

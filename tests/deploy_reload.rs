@@ -188,3 +188,58 @@ fn the_default_checks_every_5_seconds() {
     );
     d.stop();
 }
+
+/// A policy path that becomes a FIFO while the daemon runs (issue 22): the reload is
+/// refused at once (a logged warning, counted, old policy kept) instead of blocking
+/// the reload thread in `open`, and a stop still finishes: last stats written, pid
+/// file removed.
+#[test]
+fn a_policy_replaced_by_a_fifo_is_refused_and_the_stop_still_finishes() {
+    let a = policy("a.example");
+    let file = TempPath::with_contents("fifo.xml", &a);
+    let pid_file = TempPath::new("fifo.pid");
+    let stats_file = TempPath::new("fifo.prom");
+    let mut d = Daemon::start_local(&[
+        "-f",
+        file.as_str(),
+        "--reload-interval",
+        "0.2",
+        "--pid-file",
+        pid_file.as_str(),
+        "--stats-file",
+        stats_file.as_str(),
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(fetch_policy(d.addr()), served(&a));
+
+    // Made aside and renamed over the policy: no moment without a file (a vanished
+    // file would be counted as a refusal too).
+    let fifo = TempPath::new("fifo.new");
+    nix::unistd::mkfifo(fifo.path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("mkfifo");
+    fs::rename(fifo.path(), file.path()).expect("rename the FIFO over the policy");
+    let warning = d.expect_line("is a FIFO, not a regular file", PICKUP);
+    assert!(
+        warning.contains(" WARN ") && warning.contains("policy reload refused"),
+        "{warning}"
+    );
+    assert!(warning.contains(file.as_str()), "{warning}");
+    assert_eq!(fetch_policy(d.addr()), served(&a));
+
+    d.stop();
+    assert!(
+        !pid_file.exists(),
+        "the pid file must be removed at the stop"
+    );
+    let stats = String::from_utf8(stats_file.read().expect("stats file")).unwrap();
+    let failures = stats
+        .lines()
+        .find(|l| l.starts_with("flashpolicyd_policy_reload_failures_total"))
+        .unwrap_or_else(|| panic!("no reload failure counter:\n{stats}"));
+    assert!(failures.ends_with(" 1"), "{failures}\n{stats}");
+    assert!(
+        stats.contains("flashpolicyd_connections_total{outcome=\"served\"} 2"),
+        "the last stats must count the served connection:\n{stats}"
+    );
+}

@@ -41,6 +41,7 @@ package_system_files() {
         # shellcheck disable=SC2016 # $FLASHPOLICYD_ARGS is for systemd to expand
         package_unit_body scripts/systemd/flashpolicyd.service |
             sed -e "s|^ExecStart=/usr/sbin/flashpolicyd .*|EnvironmentFile=-$envfile\\nExecStart=/usr/sbin/flashpolicyd \$FLASHPOLICYD_ARGS|" \
+                -e "s|^ExecReload=/usr/sbin/flashpolicyd --check-config .*|ExecReload=/usr/sbin/flashpolicyd --check-config \$FLASHPOLICYD_ARGS|" \
                 -e 's|^DynamicUser=yes|User=flashpolicyd\nGroup=flashpolicyd|' \
                 -e '/^# systemd older than 232/,/^# nobody) instead\./d'
     } >"$r$units/flashpolicyd.service"

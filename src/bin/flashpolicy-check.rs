@@ -5,12 +5,9 @@
 use std::io::Write;
 
 fn main() {
-    // Lossy: a non-UTF-8 argument is reported as a usage error, never a panic.
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let (text, code) = flashpolicyd::check::main_with(&args);
+    // As the OS gives them: a --file that is not UTF-8 is read under exactly its name.
+    let args = flashpolicyd::cli::Args::from_os(std::env::args_os().skip(1));
+    let (text, code) = flashpolicyd::check::main_with_args(&args);
     // A closed stdout (e.g. `| head -1`) must not turn into a panic.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     std::process::exit(code);

@@ -166,9 +166,19 @@ fn seconds(flag: &str, value: &str, allow_zero: bool) -> Result<Duration> {
 /// [`Error::Usage`] naming the flag and value at fault: unknown options, bad numbers,
 /// `-d` without `-P` (or the reverse), `--secure` without a question, `--file` with
 /// `-H`, neither `-H` nor `--file`, `-w` above `-c`.
+#[cfg(test)]
 pub(crate) fn parse(args: &[String]) -> Result<Command> {
+    parse_args(&crate::cli::Args::utf8(args))
+}
+
+/// [`parse`] for arguments as the OS gives them: `--file` keeps its exact bytes.
+///
+/// # Errors
+///
+/// As [`parse`].
+pub(crate) fn parse_args(args: &crate::cli::Args) -> Result<Command> {
     let m = options()
-        .parse(args)
+        .parse(args.texts())
         .map_err(|f| usage_err(crate::cli::getopts_message(&f)))?;
     if m.opt_present("h") {
         return Ok(Command::Help(usage()));
@@ -209,7 +219,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command> {
                 return Err(usage_err("invalid --file \"\": must be a path".into()));
             }
             Source::File {
-                path: PathBuf::from(path),
+                path: args.path(path),
                 port: master_port,
             }
         }

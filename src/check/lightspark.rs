@@ -224,6 +224,13 @@ fn read_policy(
             report.finding(Status::Warning, format!("{at}: {}", h.message));
         }
     }
+    // Not a fault: both players read the element as if its children were not there.
+    for n in &read.notes {
+        report.detail(format!(
+            "note: {origin} line {}: {} {}",
+            n.line, n.message, n.rule
+        ));
+    }
     LsFetched::Policy(read)
 }
 

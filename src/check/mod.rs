@@ -13,7 +13,6 @@ pub mod report;
 
 use std::collections::BTreeMap;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -28,7 +27,12 @@ pub(crate) use report::{Report, Status};
 /// Runs the checker on `args` (without the program name) and returns what to print
 /// on stdout and the exit code.
 pub fn main_with(args: &[String]) -> (String, i32) {
-    match cli::parse(args) {
+    main_with_args(&crate::cli::Args::utf8(args))
+}
+
+/// [`main_with`] for arguments as the OS gives them: `--file` keeps its exact bytes.
+pub fn main_with_args(args: &crate::cli::Args) -> (String, i32) {
+    match cli::parse_args(args) {
         Ok(Command::Help(text)) | Ok(Command::Version(text)) => (text + "\n", 0),
         Ok(Command::Check(config)) => match run(&config) {
             Ok(report) => (report.render(), report.status().code()),
@@ -62,15 +66,16 @@ pub(crate) fn run(config: &Config) -> Result<Report> {
 }
 
 /// Why the two verdicts differ: the Lightspark rules that applied, or, when only
-/// Flash Player refuses, its reason.
+/// Flash Player refuses, its reason. Nothing when both allow or both refuse, even if
+/// their warnings differ.
 fn differences(flash: &Report, light: &Report, rules: &[String]) -> Vec<String> {
-    if flash.status() == light.status() {
+    if flash.allows() == light.allows() {
         return Vec::new();
     }
     if !rules.is_empty() {
         return rules.to_vec();
     }
-    if flash.status() > light.status() {
+    if !flash.allows() {
         vec![format!(
             "Flash Player's rules, not Lightspark's: {}",
             flash.summary_text()
@@ -243,7 +248,7 @@ pub(crate) fn origin_name(config: &Config) -> String {
 /// Reads `--file`, at most one byte past the cap.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    File::open(path)
+    crate::sys::open_regular(path)
         .and_then(|f| f.take(MAX_REPLY_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(|source| Error::PolicyRead {
             path: path.to_path_buf(),

@@ -117,6 +117,16 @@ impl Report {
             .unwrap_or(Status::Ok)
     }
 
+    /// The answer, warnings aside, for comparing players: whether access is allowed
+    /// (with a question: the verdict), or whether the policy is usable (without one:
+    /// nothing critical).
+    pub(crate) fn allows(&self) -> bool {
+        match &self.verdict {
+            Some((status, _)) => *status < Status::Critical,
+            None => self.status() < Status::Critical,
+        }
+    }
+
     /// The summary of the plugin line: the verdict (or the summary when there is
     /// none), then the findings of the worst status.
     pub(crate) fn summary_text(&self) -> String {

@@ -447,9 +447,6 @@ pub fn hazards(document: &[u8], reply_len: usize, port: u16, master: bool) -> Ve
                  Lightspark voids the whole policy; remove it (a crossdomain.xml is not a socket \
                  policy)"
                 .to_string(),
-            Rule::NestedElement => "Lightspark voids the whole policy for an element below \
-                 the root's children; remove it"
-                .to_string(),
             _ => "Lightspark voids the whole policy; remove or correct the element".to_string(),
         };
         out.push(Hazard::new(v.rule, v.line, format!("{}: {fix}", v.message)));

@@ -26,7 +26,8 @@ pub enum Rule {
     NotXml,
     /// The root element is not `cross-domain-policy`.
     RootName,
-    /// An element below the root's children voids the whole file.
+    /// Child elements are not looked at: an element with children is read as if
+    /// they were not there (a note, not a fault; checked against the running player).
     NestedElement,
     /// `site-control` in a policy not served from port 843 voids the whole file.
     SiteControlNotMaster,
@@ -245,6 +246,18 @@ pub struct Void {
     pub message: String,
 }
 
+/// Something Lightspark reads differently from what is written, without voiding the
+/// file (a child element it does not look at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LsNote {
+    /// The rule.
+    pub rule: Rule,
+    /// 1-based line.
+    pub line: usize,
+    /// What Lightspark does, in words.
+    pub message: String,
+}
+
 /// A policy document as Lightspark reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LsDocument {
@@ -257,6 +270,8 @@ pub struct LsDocument {
     /// Every invalid element, in order (Lightspark stops at the first; this goes on,
     /// so that an operator hears of all of them at once).
     pub invalid: Vec<Void>,
+    /// What Lightspark reads as if it were not there, in order.
+    pub notes: Vec<LsNote>,
 }
 
 /// Reads a policy document (after the reply's last byte was dropped) as Lightspark
@@ -327,9 +342,15 @@ fn read_all(bytes: &[u8], master: bool) -> LsDocument {
         }
         if at > 1 {
             let parent = parents.get(at - 1).cloned().unwrap_or_default();
-            let msg =
-                format!("<{name}> inside <{parent}>: only the root's children may be elements");
-            doc.invalid.push(void(Rule::NestedElement, line, msg));
+            // Not looked at: the parent counts as if this child were not there.
+            doc.notes.push(LsNote {
+                rule: Rule::NestedElement,
+                line,
+                message: format!(
+                    "<{name}> inside <{parent}>: Lightspark does not look at child elements \
+                     and reads <{parent}> as if it were not there"
+                ),
+            });
             continue;
         }
         let result = match name {

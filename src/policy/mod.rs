@@ -19,7 +19,6 @@
 //!   and `8000-8100`, and neither sorts nor merges.
 
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -204,12 +203,8 @@ impl Policy {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(read_error)?;
-        let file_len = file
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
+        let file = crate::sys::open_regular(path).map_err(read_error)?;
+        let file_len = file.metadata().ok().map(|m| m.len());
         let mut bytes = Vec::new();
         let cap = MAX_POLICY_BYTES + 2;
         file.take(cap as u64)

@@ -109,7 +109,7 @@ impl Validator {
                             line,
                             format!(
                                 "{parent}: child element <{name}> is ignored by Flash Player \
-                                 (Lightspark voids the whole policy)"
+                                 (and by Lightspark)"
                             ),
                         );
                         Frame::Silent

@@ -105,11 +105,14 @@ fn rule_site_control_repeated_and_attributes() {
 #[test]
 fn rule_meta_unknown_reads_as_none_and_stops() {
     let doc = read(
-        wrap("<site-control permitted-cross-domain-policies=\"everything\"/>\n<bad><x/></bad>")
-            .as_bytes(),
+        wrap(
+            "<site-control permitted-cross-domain-policies=\"everything\"/>\n\
+             <allow-http-request-headers-from domain=\"*\" headers=\"*\"/>",
+        )
+        .as_bytes(),
         true,
     );
-    // Reading stopped at the site-control: the nested element after it is not seen.
+    // Reading stopped at the site-control: the invalid element after it is not seen.
     assert!(doc.void.is_none());
     let sc = doc.site_control.unwrap();
     assert!(sc.meta.denies_all());
@@ -155,18 +158,31 @@ fn rule_http_headers_element_voids_wherever_it_stands() {
 }
 
 #[test]
-fn rule_nested_element_voids_but_unknown_elements_are_skipped() {
+fn rule_nested_element_is_read_as_if_absent_and_unknown_elements_are_skipped() {
     assert_eq!(void_rule(&format!("{GRANT}\n<custom/>"), false), None);
-    assert_eq!(
-        void_rule(&format!("{GRANT}\n<custom><x/></custom>"), false),
-        Some(Rule::NestedElement)
+    let doc = read(
+        wrap(&format!("{GRANT}\n<custom><x/></custom>")).as_bytes(),
+        false,
     );
+    assert_eq!(doc.void, None);
+    assert_eq!(doc.notes.len(), 1, "{doc:?}");
+    assert_eq!(doc.notes[0].rule, Rule::NestedElement);
+    // The parent of the child still grants, as if the child were not there (§7, checked).
+    let doc = read(
+        wrap("<allow-access-from domain=\"localhost\" to-ports=\"8001\"><x/></allow-access-from>")
+            .as_bytes(),
+        false,
+    );
+    assert_eq!(doc.void, None);
+    assert_eq!(doc.grants.len(), 1, "{doc:?}");
+    assert_eq!(doc.grants[0].domain, "localhost");
+    assert!(doc.grants[0].ports.contains(8001));
     assert_eq!(
-        void_rule(
-            "<allow-access-from domain=\"*\" to-ports=\"*\"><x/></allow-access-from>",
-            false
-        ),
-        Some(Rule::NestedElement)
+        doc.notes
+            .iter()
+            .map(|n| (n.rule, n.line))
+            .collect::<Vec<_>>(),
+        vec![(Rule::NestedElement, doc.grants[0].line)]
     );
     assert_eq!(void_rule("<allow-access-from-identity/>", false), None);
 }

@@ -110,7 +110,19 @@ impl Wake {
     /// What the OS says (out of descriptors).
     pub(crate) fn new() -> io::Result<Wake> {
         use nix::fcntl::OFlag;
+        #[cfg(not(target_vendor = "apple"))]
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        // macOS has no pipe2: there the flags are set just after, as for the sockets.
+        #[cfg(target_vendor = "apple")]
+        let (read, write) = {
+            use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+            let (read, write) = nix::unistd::pipe()?;
+            for end in [&read, &write] {
+                fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+                fcntl(end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+            }
+            (read, write)
+        };
         Ok(Wake { read, write })
     }
 
